@@ -1,0 +1,99 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "algate",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "algate", targets: ["algate"]),
+        .library(name: "AlgateRewrite", targets: ["AlgateRewrite"]),
+        .library(name: "AlgatePinholes", targets: ["AlgatePinholes"]),
+        .library(name: "AlgateProxy", targets: ["AlgateProxy"]),
+        .library(name: "AlgateConfig", targets: ["AlgateConfig"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+    ],
+    targets: [
+        // The parser module: Sans-IO; the standard library and NIOCore's ByteBuffer only.
+        .target(
+            name: "AlgateRewrite",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AlgatePinholes",
+            dependencies: [
+                "AlgateRewrite",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AlgateConfig",
+            dependencies: [
+                "AlgateRewrite",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AlgateProxy",
+            dependencies: [
+                "AlgateRewrite", "AlgatePinholes", "AlgateConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "algate",
+            dependencies: [
+                "AlgateRewrite", "AlgateConfig", "AlgateProxy", "AlgatePinholes",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "AlgateRewriteTests", dependencies: ["AlgateRewrite"], swiftSettings: strict),
+        .testTarget(
+            name: "AlgatePinholesTests",
+            dependencies: [
+                "AlgatePinholes",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "AlgateConfigTests", dependencies: ["AlgateConfig"], swiftSettings: strict),
+        .testTarget(
+            name: "AlgateProxyTests",
+            dependencies: [
+                "AlgateProxy", "AlgateRewrite", "AlgatePinholes", "AlgateConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
