@@ -1,0 +1,86 @@
+public import NIOCore
+import NIOConcurrencyHelpers
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+public import Logging
+
+/// The default pinhole backend: every pinhole is a socket of this process that relays to the target.
+///
+/// It needs no privileges. One instance serves every listener of the process, so the port pool and the limits are
+/// shared; it is safe to use from any event loop.
+public final class UserspacePinholeBackend: Sendable {
+    private struct State {
+        var ledger: PinholeLedger
+        var accepting = true
+        var open: [UInt64: TCPPinhole] = [:]
+        var nextKey: UInt64 = 0
+    }
+
+    private let state: NIOLockedValueBox<State>
+    private let logger: Logger
+    /// How many pool ports to try when a port is taken by another program.
+    private let bindAttempts = 8
+
+    public init(ports: ClosedRange<UInt16>, limits: PinholeLedger.Limits, logger: Logger) {
+        self.state = NIOLockedValueBox(State(ledger: PinholeLedger(ports: ports, limits: limits)))
+        self.logger = logger
+    }
+
+    /// Pinholes open now, in the whole process.
+    public var openCount: Int { state.withLockedValue { $0.ledger.total } }
+
+    /// Opens a TCP pinhole on `loop`. `onEvent` is called on that loop for everything that happens to it.
+    public func openTCP(_ spec: TCPPinholeSpec, on loop: any EventLoop,
+                        onEvent: @escaping @Sendable (PinholeEvent) -> Void) -> EventLoopFuture<TCPPinhole> {
+        attempt(spec, on: loop, onEvent: onEvent, attemptsLeft: bindAttempts)
+    }
+
+    private func attempt(_ spec: TCPPinholeSpec, on loop: any EventLoop,
+                         onEvent: @escaping @Sendable (PinholeEvent) -> Void,
+                         attemptsLeft: Int) -> EventLoopFuture<TCPPinhole> {
+        let reserved: Result<(UInt16, UInt64), PinholeError> = state.withLockedValue { state in
+            guard state.accepting else { return .failure(.shuttingDown) }
+            state.nextKey += 1
+            let key = state.nextKey
+            return state.ledger.reserve(session: spec.session).map { ($0, key) }
+        }
+        let port: UInt16
+        let key: UInt64
+        switch reserved {
+        case .failure(let error): return loop.makeFailedFuture(error)
+        case .success(let value): (port, key) = value
+        }
+        let pinhole = TCPPinhole(spec: spec, port: port, eventLoop: loop, onEvent: onEvent, release: { [self] in
+            self.release(spec.session, port, key: key)
+        })
+        state.withLockedValue { $0.open[key] = pinhole }
+        return pinhole.start().map { pinhole }.flatMapError { [self] error in
+            // The port is taken by someone else (or the address is wrong): give it back and try the next one.
+            pinhole.close()
+            if attemptsLeft > 1, let error = error as? IOError, error.errnoCode == EADDRINUSE {
+                self.logger.debug("pinhole port busy, trying another", metadata: ["port": "\(port)"])
+                return self.attempt(spec, on: loop, onEvent: onEvent, attemptsLeft: attemptsLeft - 1)
+            }
+            return loop.makeFailedFuture(PinholeError.bindFailed("\(spec.listenAddress):\(port): \(error)"))
+        }
+    }
+
+    private func release(_ session: UInt64, _ port: UInt16, key: UInt64) {
+        state.withLockedValue { state in
+            state.ledger.release(session: session, port: port)
+            state.open[key] = nil
+        }
+    }
+
+    /// Refuses new pinholes and closes every open one.
+    public func shutdown() {
+        let open = state.withLockedValue { state in
+            state.accepting = false
+            return Array(state.open.values)
+        }
+        for pinhole in open { pinhole.close() }
+    }
+}

@@ -1,0 +1,124 @@
+public import AlgatePinholes
+public import AlgateRewrite
+public import Logging
+public import NIOCore
+import NIOPosix
+import NIOConcurrencyHelpers
+
+/// One `[[ftp]]` listener in reverse mode: accepts clients, connects each to the upstream server, and runs an
+/// ``FTPSession`` between them.
+public final class FTPListener: Sendable {
+    public let configuration: FTPProxyConfiguration
+    private let group: any EventLoopGroup
+    private let backend: UserspacePinholeBackend
+    private let registry: SessionRegistry
+    private let logger: Logger
+    private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
+
+    public init(configuration: FTPProxyConfiguration, group: any EventLoopGroup, backend: UserspacePinholeBackend,
+                registry: SessionRegistry, logger: Logger) {
+        self.configuration = configuration
+        self.group = group
+        self.backend = backend
+        self.registry = registry
+        var logger = logger
+        logger[metadataKey: "listener"] = "ftp \(configuration.listen)"
+        self.logger = logger
+    }
+
+    /// Binds the listening socket; returns the address it is bound to (the port is real even when 0 was asked).
+    public func start() async throws -> Endpoint {
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { [self] child in
+                self.accept(child)
+            }
+        let bound = try await bootstrap.bind(to: SocketAddress(configuration.listen)).get()
+        channel.withLockedValue { $0 = bound }
+        guard let local = bound.localAddress.flatMap(Endpoint.init(socketAddress:)) else {
+            throw ChannelError.unknownLocalAddress
+        }
+        logger.info("listening", metadata: ["address": "\(local)", "upstream": "\(configuration.upstream)"])
+        return local
+    }
+
+    /// Stops accepting; running sessions go on.
+    public func stop() async {
+        let bound = channel.withLockedValue { channel in
+            defer { channel = nil }
+            return channel
+        }
+        try? await bound?.close()
+    }
+
+    private func accept(_ child: any Channel) -> EventLoopFuture<Void> {
+        let loop = child.eventLoop
+        let clientEndpoint = child.remoteAddress.flatMap(Endpoint.init(socketAddress:))
+        let sessionID = registry.register(limit: configuration.maxSessions) {
+            // Replaced below once the session exists; a session still connecting just closes.
+            child.close(promise: nil)
+        }
+        guard let sessionID else {
+            logger.warning("session refused: limit reached", metadata: [
+                "client": "\(clientEndpoint.map { "\($0)" } ?? "?")", "limit": "\(configuration.maxSessions)",
+            ])
+            return Self.reject(child, "421 Too many connections; try again later.")
+        }
+        let upstream: SocketAddress
+        do {
+            upstream = try SocketAddress(configuration.upstream)
+        } catch {
+            registry.unregister(sessionID)
+            return Self.reject(child, "421 Service not available.")
+        }
+        return ClientBootstrap(group: loop)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
+            .connect(to: upstream)
+            .flatMapThrowing { [self] server in
+                try self.startSession(sessionID, client: child, server: server)
+            }
+            .flatMapError { [self] error in
+                self.registry.unregister(sessionID)
+                self.logger.warning("session refused: upstream unreachable", metadata: [
+                    "client": "\(clientEndpoint.map { "\($0)" } ?? "?")", "error": "\(error)",
+                ])
+                return Self.reject(child, "421 Service not available: cannot reach the FTP server.")
+            }
+    }
+
+    private func startSession(_ id: UInt64, client: any Channel, server: any Channel) throws {
+        guard let clientEnd = client.remoteAddress.flatMap(Endpoint.init(socketAddress:)),
+              let clientLocal = client.localAddress.flatMap(Endpoint.init(socketAddress:)),
+              let serverEnd = server.remoteAddress.flatMap(Endpoint.init(socketAddress:)),
+              let serverLocal = server.localAddress.flatMap(Endpoint.init(socketAddress:)) else {
+            server.close(promise: nil)
+            throw ChannelError.unknownLocalAddress
+        }
+        let context = FTPSessionContext(
+            client: Endpoint(address: clientEnd.address.unmapped, port: clientEnd.port),
+            server: Endpoint(address: serverEnd.address.unmapped, port: serverEnd.port),
+            publicAddress: (configuration.publicAddress ?? clientLocal.address).unmapped,
+            insideAddress: (configuration.dataAddress ?? serverLocal.address).unmapped)
+        let session = FTPSession(id: id, client: client, server: server, context: context,
+                                 configuration: configuration, backend: backend, registry: registry, logger: logger)
+        for (channel, side) in [(client, FTPSide.client), (server, FTPSide.server)] {
+            try channel.pipeline.syncOperations.addHandler(
+                ByteToMessageHandler(FTPLineDecoder(maxLineLength: configuration.maxLineLength)))
+            try channel.pipeline.syncOperations.addHandler(FTPControlHandler(side: side, session: session))
+        }
+        let bound = NIOLoopBound(session, eventLoop: client.eventLoop)
+        registry.replaceWindDown(id) { [loop = client.eventLoop] in
+            loop.execute { bound.value.windDown() }
+        }
+        session.start()
+    }
+
+    private static func reject(_ child: any Channel, _ reply: String) -> EventLoopFuture<Void> {
+        child.eventLoop.makeCompletedFuture {
+            try child.pipeline.syncOperations.addHandler(FTPRejectHandler(reply: reply))
+        }
+    }
+}
