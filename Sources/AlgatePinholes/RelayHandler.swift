@@ -47,6 +47,12 @@ final class RelayHandler: ChannelDuplexHandler {
         partner?.partnerFlush()
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        // The partner was connected first and holds its reads until this side can take writes.
+        partner?.partnerActivated()
+        context.fireChannelActive()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         onInactive?(bytesRelayed)
         onInactive = nil
@@ -90,6 +96,10 @@ final class RelayHandler: ChannelDuplexHandler {
 
     private func partnerFlush() {
         context?.flush()
+    }
+
+    private func partnerActivated() {
+        context?.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
     }
 
     private func partnerBecameWritable() {

@@ -132,9 +132,9 @@ public final class TCPPinhole: Sendable {
         }
         state.value.used = true
         state.value.timeout?.cancel()
-        // One connection only: stop listening right away.
-        state.value.listener?.close(promise: nil)
-        state.value.listener = nil
+        // One connection only: stop accepting right away. The listener itself closes only after this child is
+        // through the accept path, since NIO drops a child whose listener is no longer active.
+        state.value.listener?.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
 
         let target: SocketAddress
         do {
@@ -144,8 +144,11 @@ public final class TCPPinhole: Sendable {
             shut()
             return eventLoop.makeFailedFuture(error)
         }
+        // The outbound side reads nothing until the admitted side is registered and active (its relay handler
+        // turns reading on): bytes written to a channel that is not yet active would be lost.
         var bootstrap = ClientBootstrap(group: eventLoop)
             .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.autoRead, value: false)
             .connectTimeout(.seconds(10))
         if let source = spec.sourceAddress, let local = try? SocketAddress(Endpoint(address: source, port: 0)) {
             bootstrap = bootstrap.bind(to: local)
@@ -161,6 +164,10 @@ public final class TCPPinhole: Sendable {
             self.state.value.relayEndsPending = 2
             self.state.value.onEvent(.relayStarted(peer: peer))
             if self.state.value.closed { outbound.close(promise: nil) }
+            self.eventLoop.execute { [self] in
+                self.state.value.listener?.close(promise: nil)
+                self.state.value.listener = nil
+            }
         }.flatMapErrorThrowing { [self] error in
             self.state.value.onEvent(.targetUnreachable("\(error)"))
             self.shut()

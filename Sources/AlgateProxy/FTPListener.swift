@@ -56,7 +56,7 @@ public final class FTPListener: Sendable {
     private func accept(_ child: any Channel) -> EventLoopFuture<Void> {
         let loop = child.eventLoop
         let clientEndpoint = child.remoteAddress.flatMap(Endpoint.init(socketAddress:))
-        let sessionID = registry.register(limit: configuration.maxSessions) {
+        let sessionID = registry.register(limit: configuration.maxSessions) { _ in
             // Replaced below once the session exists; a session still connecting just closes.
             child.close(promise: nil)
         }
@@ -110,8 +110,8 @@ public final class FTPListener: Sendable {
             try channel.pipeline.syncOperations.addHandler(FTPControlHandler(side: side, session: session))
         }
         let bound = NIOLoopBound(session, eventLoop: client.eventLoop)
-        registry.replaceWindDown(id) { [loop = client.eventLoop] in
-            loop.execute { bound.value.windDown() }
+        registry.replaceWindDown(id) { [loop = client.eventLoop] force in
+            loop.execute { bound.value.windDown(force: force) }
         }
         session.start()
     }

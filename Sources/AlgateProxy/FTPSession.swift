@@ -263,11 +263,12 @@ final class FTPSession {
         close(reason: "idle for \(configuration.idleTimeout)")
     }
 
-    /// Shutdown: a session with no transfer running is closed now, one with a transfer when it ends.
-    func windDown() {
+    /// Shutdown: a session with no transfer running is closed now, one with a transfer when it ends (or now, when
+    /// `force` says the deadline has passed).
+    func windDown(force: Bool) {
         guard !closed else { return }
         windingDown = true
-        if activeRelays == 0 {
+        if activeRelays == 0 || force {
             if !machine.isPassthrough {
                 write(Self.line("421 Service not available: the gateway is shutting down."), to: .client)
                 flush()

@@ -6,7 +6,7 @@ import NIOConcurrencyHelpers
 /// event loop, so the registry itself is usable from anywhere.
 public final class SessionRegistry: Sendable {
     private struct State {
-        var sessions: [UInt64: @Sendable () -> Void] = [:]
+        var sessions: [UInt64: @Sendable (_ force: Bool) -> Void] = [:]
         var nextID: UInt64 = 0
         var waiters: [CheckedContinuation<Void, Never>] = []
         var draining = false
@@ -20,7 +20,7 @@ public final class SessionRegistry: Sendable {
     public var count: Int { state.withLockedValue { $0.sessions.count } }
 
     /// Registers a session if fewer than `limit` are alive and shutdown has not begun; returns its id.
-    public func register(limit: Int, windDown: @escaping @Sendable () -> Void) -> UInt64? {
+    public func register(limit: Int, windDown: @escaping @Sendable (_ force: Bool) -> Void) -> UInt64? {
         state.withLockedValue { state in
             guard !state.draining, state.sessions.count < limit else { return nil }
             state.nextID += 1
@@ -30,13 +30,13 @@ public final class SessionRegistry: Sendable {
     }
 
     /// Sets what winding a registered session down means, once the session is fully set up.
-    public func replaceWindDown(_ id: UInt64, _ windDown: @escaping @Sendable () -> Void) {
+    public func replaceWindDown(_ id: UInt64, _ windDown: @escaping @Sendable (_ force: Bool) -> Void) {
         let draining = state.withLockedValue { state in
             if state.sessions[id] != nil { state.sessions[id] = windDown }
             return state.draining
         }
         // Shutdown began while the session was being set up: it winds down right away.
-        if draining { windDown() }
+        if draining { windDown(false) }
     }
 
     /// Removes an ended session; the last one to go after `beginDraining` wakes `drained()`.
@@ -50,13 +50,23 @@ public final class SessionRegistry: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Refuses new sessions and asks every live one to wind down.
+    /// Refuses new sessions and asks every live one to wind down: idle ones close now, ones with a transfer
+    /// running close when it ends.
     public func beginDraining() {
         let windDowns = state.withLockedValue { state in
             state.draining = true
             return Array(state.sessions.values)
         }
-        for windDown in windDowns { windDown() }
+        for windDown in windDowns { windDown(false) }
+    }
+
+    /// Closes every session still alive, transfers or not (the shutdown deadline has passed).
+    public func closeAll() {
+        let windDowns = state.withLockedValue { state in
+            state.draining = true
+            return Array(state.sessions.values)
+        }
+        for windDown in windDowns { windDown(true) }
     }
 
     /// Returns when no session is left (call after `beginDraining`).

@@ -1,0 +1,202 @@
+import AlgateRewrite
+
+/// Turns the parsed value tree into ``AlgateConfiguration``, checking every key on the way.
+///
+/// Checks run in a fixed order, and the first failure is thrown: unknown and unsupported top-level keys, then
+/// `shutdown-grace`, `[pinholes]`, each `[[ftp]]` in order, `[log]`, and last the checks across tables (no listener,
+/// a listener inside the pinhole ports, two listeners on one endpoint). Within a table, unknown keys come first
+/// (in the order of the file), then each known key.
+struct ConfigurationDecoder {
+    /// Top-level tables that later versions of algate will read; this one refuses them rather than ignore them.
+    static let unsupportedTopLevelKeys: Set<String> = ["sip", "policy"]
+    static let topLevelKeys = ["pinholes", "ftp", "log", "shutdown-grace"]
+    static let pinholeKeys = ["backend", "ports", "timeout", "per-session", "max"]
+    static let ftpKeys = [
+        "listen", "upstream", "mode", "public-address", "data-address", "max-line-length", "idle-timeout",
+        "max-sessions", "allow-privileged-ports",
+    ]
+    static let logKeys = ["level"]
+    static let maxLineLengthRange = 512...1_048_576
+
+    var root: [String: TOMLNode]
+    var sources: ConfigurationSourceMap
+
+    func decode() throws(ConfigurationError) -> AlgateConfiguration {
+        try checkKeys(root, at: .root, known: Self.topLevelKeys, unsupported: Self.unsupportedTopLevelKeys)
+        let top = TableReader(table: root, path: .root, sources: sources)
+        let shutdownGrace = try top.duration("shutdown-grace", allowZero: true) ?? .seconds(10)
+
+        let pinholes = try decodePinholes()
+        let listeners = try decodeFTPListeners()
+        let log = try decodeLog()
+
+        guard !listeners.isEmpty else {
+            throw ConfigurationError(source: sources.source, message: "nothing to do: no [[ftp]] listener")
+        }
+        try checkListeners(listeners, against: pinholes)
+        return AlgateConfiguration(pinholes: pinholes, ftp: listeners, log: log, shutdownGrace: shutdownGrace)
+    }
+
+    // MARK: Tables
+
+    private func decodePinholes() throws(ConfigurationError) -> PinholeSettings {
+        var settings = PinholeSettings()
+        guard let reader = try subtable("pinholes", known: Self.pinholeKeys) else { return settings }
+        if let backend = try reader.string("backend") {
+            guard let value = PinholeSettings.Backend(rawValue: backend) else {
+                throw reader.error("backend", "expected \"userspace\" or \"nftables\"")
+            }
+            settings.backend = value
+        }
+        if let ports = try reader.portRange("ports") { settings.ports = ports }
+        if let timeout = try reader.duration("timeout", allowZero: false) { settings.timeout = timeout }
+        if let perSession = try reader.integer("per-session", atLeast: 1) { settings.perSession = perSession }
+        if let maxTotal = try reader.integer("max", atLeast: 1) { settings.maxTotal = maxTotal }
+        return settings
+    }
+
+    private func decodeLog() throws(ConfigurationError) -> LogSettings {
+        var settings = LogSettings()
+        guard let reader = try subtable("log", known: Self.logKeys) else { return settings }
+        if let level = try reader.string("level") {
+            guard LogSettings.levels.contains(level.lowercased()) else {
+                throw reader.error("level", "expected one of " + LogSettings.levels.joined(separator: ", "))
+            }
+            settings.level = level.lowercased()
+        }
+        return settings
+    }
+
+    private func decodeFTPListeners() throws(ConfigurationError) -> [FTPListenerSettings] {
+        let path = ConfigPath(keys: ["ftp"])
+        guard let node = root["ftp"] else { return [] }
+        guard case .array(let items) = node else {
+            if case .table = node {
+                throw sources.error(at: path, value: nil, "expected [[ftp]] (an array of tables), not [ftp]")
+            }
+            throw sources.error(at: path, value: node, "expected [[ftp]] tables, not \(node.typeName)")
+        }
+        var listeners: [FTPListenerSettings] = []
+        for (index, item) in items.enumerated() {
+            let itemPath = path.appending(index: index)
+            guard case .table(let table) = item else {
+                throw sources.error(at: itemPath, value: item, "expected a table, not \(item.typeName)")
+            }
+            try checkKeys(table, at: itemPath, known: Self.ftpKeys)
+            listeners.append(try decodeFTPListener(TableReader(table: table, path: itemPath, sources: sources)))
+        }
+        return listeners
+    }
+
+    private func decodeFTPListener(_ reader: TableReader) throws(ConfigurationError) -> FTPListenerSettings {
+        guard let listen = try reader.endpoint("listen") else {
+            throw sources.error(at: reader.path.appending("listen"), value: nil, "required key is missing")
+        }
+        var settings = FTPListenerSettings(listen: listen, line: sources.exactLine(of: reader.path) ?? 0)
+        settings.upstream = try reader.endpoint("upstream")
+        if let upstream = settings.upstream, upstream.address.isUnspecified {
+            throw reader.error("upstream", "the unspecified address cannot be an upstream")
+        }
+        if let mode = try reader.string("mode") {
+            guard let value = FTPListenerSettings.Mode(rawValue: mode) else {
+                throw reader.error("mode", "expected \"reverse\" or \"transparent\"")
+            }
+            settings.mode = value
+        } else {
+            settings.mode = settings.upstream == nil ? .transparent : .reverse
+        }
+        switch (settings.mode, settings.upstream) {
+        case (.reverse, nil):
+            throw reader.error("mode", "reverse mode needs an upstream (add upstream = \"ADDRESS:PORT\")")
+        case (.transparent, _?):
+            throw reader.error(
+                "upstream", "transparent mode takes no upstream (each session goes to its original destination)"
+            )
+        default:
+            break
+        }
+        settings.publicAddress = try reader.address("public-address")
+        if let address = settings.publicAddress, address.isUnspecified {
+            throw reader.error("public-address", "the unspecified address cannot be announced to clients")
+        }
+        settings.dataAddress = try reader.address("data-address")
+        if let length = try reader.integer("max-line-length", in: Self.maxLineLengthRange) {
+            settings.maxLineLength = length
+        }
+        if let timeout = try reader.duration("idle-timeout", allowZero: false) { settings.idleTimeout = timeout }
+        if let sessions = try reader.integer("max-sessions", atLeast: 1) { settings.maxSessions = sessions }
+        if let allow = try reader.bool("allow-privileged-ports") { settings.allowPrivilegedPorts = allow }
+        return settings
+    }
+
+    /// Checks across listeners: none inside the pinhole ports, no two on one endpoint.
+    private func checkListeners(
+        _ listeners: [FTPListenerSettings], against pinholes: PinholeSettings
+    ) throws(ConfigurationError) {
+        var seen: [Endpoint: Int] = [:]
+        for (index, listener) in listeners.enumerated() {
+            let path = ConfigPath(keys: ["ftp"]).appending(index: index).appending("listen")
+            let value = TOMLNode.string(listener.listen.description)
+            if pinholes.ports.contains(listener.listen.port) {
+                let range = "\(pinholes.ports.lowerBound)-\(pinholes.ports.upperBound)"
+                throw sources.error(at: path, value: value, "overlaps pinholes.ports (\(range))")
+            }
+            if let other = seen[listener.listen] {
+                let where_ = listeners[other].line > 0 ? " (line \(listeners[other].line))" : ""
+                throw sources.error(at: path, value: value, "same listen endpoint as ftp[\(other)]\(where_)")
+            }
+            seen[listener.listen] = index
+        }
+    }
+
+    // MARK: Keys
+
+    /// The reader for a top-level table, after checking its keys; nil when the table is absent.
+    private func subtable(_ key: String, known: [String]) throws(ConfigurationError) -> TableReader? {
+        guard let node = root[key] else { return nil }
+        let path = ConfigPath(keys: [key])
+        guard case .table(let table) = node else {
+            throw sources.error(at: path, value: node, "expected a table ([\(key)]), not \(node.typeName)")
+        }
+        try checkKeys(table, at: path, known: known)
+        return TableReader(table: table, path: path, sources: sources)
+    }
+
+    /// Throws for the first key (in file order) of `table` that is not `known`.
+    private func checkKeys(
+        _ table: [String: TOMLNode], at path: ConfigPath, known: [String], unsupported: Set<String> = []
+    ) throws(ConfigurationError) {
+        let strangers = table.keys.filter { !known.contains($0) }.sorted { a, b in
+            let lineA = sources.location(of: path.appending(a)).line ?? Int.max
+            let lineB = sources.location(of: path.appending(b)).line ?? Int.max
+            return (lineA, a) < (lineB, b)
+        }
+        guard let key = strangers.first else { return }
+        let keyPath = path.appending(key)
+        let node = table[key]
+        let value: TOMLNode? = if case .table = node { nil } else { node }
+        if unsupported.contains(key) {
+            throw sources.error(at: keyPath, value: nil, "not supported by this version of algate")
+        }
+        throw sources.error(at: keyPath, value: value, "unknown key" + Self.suggestion(for: key, among: known))
+    }
+
+    /// "; did you mean per-session?" for `per_session` or `Per-Session`; otherwise the list of known keys.
+    static func suggestion(for key: String, among known: [String]) -> String {
+        let normalized = String(key.lowercased().map { $0 == "_" ? "-" : $0 })
+        if let match = known.first(where: { $0 == normalized }) {
+            return "; did you mean \(match)?"
+        }
+        return " (known keys: " + known.joined(separator: ", ") + ")"
+    }
+}
+
+extension IPAddress {
+    /// 0.0.0.0 or ::, the "any" address.
+    var isUnspecified: Bool {
+        switch self {
+        case .v4(let value): return value == 0
+        case .v6(let high, let low): return high == 0 && low == 0
+        }
+    }
+}

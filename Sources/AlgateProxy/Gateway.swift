@@ -1,0 +1,107 @@
+public import AlgateConfig
+import AlgatePinholes
+public import AlgateRewrite
+public import Logging
+public import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+
+/// The whole gateway of one configuration: its listeners, its pinhole backend, its sessions.
+///
+/// Run it in a `ServiceGroup`: it binds every listener, serves until graceful shutdown (SIGTERM/SIGINT), then
+/// stops accepting, lets running transfers finish up to `shutdown-grace`, closes what is left and every pinhole.
+public final class Gateway: Service, Sendable {
+    public let configuration: AlgateConfiguration
+    private let logger: Logger
+    private let group: any EventLoopGroup
+    private let backend: UserspacePinholeBackend
+    private let registry = SessionRegistry()
+    private let listeners: [FTPListener]
+    private let ready: (@Sendable ([Endpoint]) -> Void)?
+
+    /// Checks that this build can serve `configuration`; the errors name the key and line.
+    ///
+    /// - Parameter ready: called with the bound listen addresses once every listener is up.
+    public init(configuration: AlgateConfiguration, group: any EventLoopGroup, logger: Logger,
+                ready: (@Sendable ([Endpoint]) -> Void)? = nil) throws(GatewayError) {
+        if configuration.pinholes.backend != .userspace {
+            throw GatewayError("pinholes.backend = \"\(configuration.pinholes.backend.rawValue)\": only the userspace "
+                + "backend is available in this build")
+        }
+        var ftp: [FTPProxyConfiguration] = []
+        for listener in configuration.ftp {
+            guard listener.mode == .reverse, let upstream = listener.upstream else {
+                throw GatewayError("line \(listener.line): [[ftp]] listen = \"\(listener.listen)\": transparent mode is "
+                    + "not available in this build; set upstream")
+            }
+            var proxy = FTPProxyConfiguration(listen: listener.listen, upstream: upstream)
+            proxy.publicAddress = listener.publicAddress
+            proxy.dataAddress = listener.dataAddress
+            proxy.maxLineLength = listener.maxLineLength
+            proxy.idleTimeout = listener.idleTimeout
+            proxy.maxSessions = listener.maxSessions
+            proxy.allowPrivilegedPorts = listener.allowPrivilegedPorts
+            proxy.pinholeTimeout = configuration.pinholes.timeout
+            ftp.append(proxy)
+        }
+        self.configuration = configuration
+        self.logger = logger
+        self.group = group
+        self.ready = ready
+        let backend = UserspacePinholeBackend(
+            ports: configuration.pinholes.ports,
+            limits: .init(perSession: configuration.pinholes.perSession, total: configuration.pinholes.maxTotal),
+            logger: logger)
+        self.backend = backend
+        let registry = self.registry
+        self.listeners = ftp.map {
+            FTPListener(configuration: $0, group: group, backend: backend, registry: registry, logger: logger)
+        }
+    }
+
+    public func run() async throws {
+        var bound: [Endpoint] = []
+        do {
+            for listener in listeners { bound.append(try await listener.start()) }
+        } catch {
+            for listener in listeners { await listener.stop() }
+            throw GatewayError("cannot listen: \(error)")
+        }
+        logger.info("algate ready", metadata: [
+            "listeners": "\(bound.map(\.description).joined(separator: " "))",
+            "pinhole-ports": "\(configuration.pinholes.ports.lowerBound)-\(configuration.pinholes.ports.upperBound)",
+        ])
+        ready?(bound)
+
+        // Serve until SIGTERM/SIGINT (or cancellation).
+        try? await gracefulShutdown()
+
+        logger.info("shutting down", metadata: [
+            "sessions": "\(registry.count)", "grace": "\(configuration.shutdownGrace)",
+        ])
+        for listener in listeners { await listener.stop() }
+        registry.beginDraining()
+        let registry = self.registry
+        let grace = configuration.shutdownGrace
+        let finishedInTime = await withTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask { await registry.drained(); return true }
+            tasks.addTask { try? await Task.sleep(for: grace); return false }
+            let first = await tasks.next() ?? true
+            if !first { registry.closeAll() }
+            tasks.cancelAll()
+            await tasks.waitForAll()
+            return first
+        }
+        backend.shutdown()
+        logger.info("stopped", metadata: ["clean": "\(finishedInTime)"])
+    }
+}
+
+/// The gateway cannot start with its configuration or environment.
+public struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
