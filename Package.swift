@@ -81,7 +81,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "AlgateConfigTests", dependencies: ["AlgateConfig"], swiftSettings: strict),
+        .testTarget(name: "AlgateConfigTests", dependencies: ["AlgateConfig", "AlgateRewrite"], swiftSettings: strict),
         .testTarget(
             name: "AlgateProxyTests",
             dependencies: [

@@ -178,6 +178,14 @@ struct ConfigurationDecoder {
         if unsupported.contains(key) {
             throw sources.error(at: keyPath, value: nil, "not supported by this version of algate")
         }
+        if !path.isRoot, key == "shutdown-grace" {
+            let header: String
+            if case .index? = path.components.last { header = "[[\(path.parent)]]" } else { header = "[\(path)]" }
+            throw sources.error(
+                at: keyPath, value: value,
+                "unknown key in \(header): shutdown-grace is a top-level key, write it before the first [table]"
+            )
+        }
         throw sources.error(at: keyPath, value: value, "unknown key" + Self.suggestion(for: key, among: known))
     }
 

@@ -58,12 +58,17 @@ public final class UserspacePinholeBackend: Sendable {
         })
         state.withLockedValue { $0.open[key] = pinhole }
         return pinhole.start().map { pinhole }.flatMapError { [self] error in
-            // The port is taken by someone else (or the address is wrong): give it back and try the next one.
-            pinhole.close()
-            if attemptsLeft > 1, let error = error as? IOError, error.errnoCode == EADDRINUSE {
+            let portInUse = (error as? IOError)?.errnoCode == EADDRINUSE
+            if portInUse, attemptsLeft > 1 {
+                // Another program holds this port: keep it reserved while the next one is tried, so the retry
+                // does not get the same port back, then give it back.
                 self.logger.debug("pinhole port busy, trying another", metadata: ["port": "\(port)"])
-                return self.attempt(spec, on: loop, onEvent: onEvent, attemptsLeft: attemptsLeft - 1)
+                let next = self.attempt(spec, on: loop, onEvent: onEvent, attemptsLeft: attemptsLeft - 1)
+                next.whenComplete { _ in pinhole.close() }
+                return next
             }
+            pinhole.close()
+            if portInUse { return loop.makeFailedFuture(PinholeError.poolExhausted) }
             return loop.makeFailedFuture(PinholeError.bindFailed("\(spec.listenAddress):\(port): \(error)"))
         }
     }

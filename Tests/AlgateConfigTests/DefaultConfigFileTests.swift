@@ -1,0 +1,86 @@
+import AlgateConfig
+import AlgateRewrite
+import Foundation
+import Testing
+
+@Suite("Config/algate.toml")
+struct DefaultConfigFileTests {
+    /// Config/algate.toml, found from this file: Tests/AlgateConfigTests/ -> repository root.
+    static let path: String = {
+        var components = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+        components.removeLast(3)
+        return components.joined(separator: "/") + "/Config/algate.toml"
+    }()
+
+    @Test func loadsWithTheDemoValues() throws {
+        let configuration = try AlgateConfiguration.load(path: Self.path)
+        #expect(configuration.pinholes.backend == .userspace)
+        #expect(configuration.pinholes.ports == 40000...40999)
+        #expect(configuration.pinholes.timeout == .seconds(30))
+        #expect(configuration.pinholes.perSession == 16)
+        #expect(configuration.pinholes.maxTotal == 10_000)
+        #expect(configuration.ftp.count == 1)
+        let ftp = try #require(configuration.ftp.first)
+        #expect(ftp.listen == Endpoint("127.0.0.1:2121"))
+        #expect(ftp.upstream == Endpoint("127.0.0.2:2121"))
+        #expect(ftp.mode == .reverse)
+        #expect(ftp.publicAddress == IPAddress("127.0.0.1"))
+        #expect(ftp.dataAddress == nil)
+        #expect(ftp.maxLineLength == 4096)
+        #expect(ftp.idleTimeout == .seconds(300))
+        #expect(ftp.line > 1)
+        #expect(configuration.log.level == "info")
+        #expect(configuration.shutdownGrace == .seconds(10))
+    }
+
+    @Test func listenerLineIsTheFtpHeader() throws {
+        let configuration = try AlgateConfiguration.load(path: Self.path)
+        let lines = try Self.lines()
+        let ftp = try #require(configuration.ftp.first)
+        #expect(lines[ftp.line - 1] == "[[ftp]]")
+    }
+
+    /// The commented-out examples work as documented once uncommented: the IPv6 and transparent listeners parse,
+    /// [[sip]] and [[policy.deny]] are refused as unsupported.
+    @Test func commentedExamplesBehaveAsDocumented() throws {
+        let lines = try Self.lines()
+        let withListeners = Self.uncommentingBlocks(startingWith: "[[ftp]]", in: lines)
+        let configuration = try AlgateConfiguration.parse(withListeners)
+        #expect(configuration.ftp.count == 3)
+        #expect(configuration.ftp[1].listen == Endpoint("[::1]:2121"))
+        #expect(configuration.ftp[1].upstream == Endpoint("127.0.0.2:2121"))
+        #expect(configuration.ftp[1].publicAddress == IPAddress("::1"))
+        #expect(configuration.ftp[2].listen == Endpoint("0.0.0.0:2100"))
+        #expect(configuration.ftp[2].mode == .transparent)
+        #expect(configuration.ftp[2].upstream == nil)
+        #expect(configuration.ftp[2].publicAddress == IPAddress("203.0.113.7"))
+
+        let sipText = Self.uncommentingBlocks(startingWith: "[[sip]]", in: lines)
+        let sipLine = try #require(sipText.split(separator: "\n", omittingEmptySubsequences: false).firstIndex(of: "[[sip]]"))
+        let sipError = try #require(parseError(sipText, source: "algate.toml"))
+        #expect(sipError.key == "sip")
+        #expect(sipError.line == sipLine + 1)
+        #expect(sipError.message == "not supported by this version of algate")
+
+        let policyError = try #require(parseError(Self.uncommentingBlocks(startingWith: "[[policy.deny]]", in: lines)))
+        #expect(policyError.key == "policy")
+        #expect(policyError.message == "not supported by this version of algate")
+    }
+
+    static func lines() throws -> [Substring] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return text.split(separator: "\n", omittingEmptySubsequences: false)
+    }
+
+    /// Removes "# " from each block of lines that starts with "# <header>" and runs to a line that is "#" or empty.
+    static func uncommentingBlocks(startingWith header: String, in lines: [Substring]) -> String {
+        var out: [Substring] = []
+        var inside = false
+        for line in lines {
+            if line.hasPrefix("# " + header) { inside = true }
+            if inside, !line.hasPrefix("# ") { inside = false }
+            out.append(inside ? line.dropFirst(2) : line)
+        }
+        return out.joined(separator: "\n")
+    }
+}
