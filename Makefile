@@ -1,0 +1,35 @@
+# algate: the two entry points of the README, and a few more.
+SWIFT ?= swift
+export PATH := /opt/swift/usr/bin:$(PATH)
+
+.PHONY: demo test build release bench bench-engine bench-transfer deps clean
+
+## demo: install what is missing, build, run algate on Config/algate.toml in front of a local FTP server and
+## transfer a file through it in passive and active mode, printing the rewritten lines and the pinholes.
+demo: deps build
+	Scripts/demo
+
+## test: install what is missing, build, run the whole test suite (unit, handler, integration with real peers).
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+deps:
+	Scripts/install-deps
+
+build:
+	$(SWIFT) build --product algate
+
+release:
+	$(SWIFT) build -c release --product algate
+
+bench: bench-engine bench-transfer
+
+bench-engine: deps
+	Scripts/bench-engine
+
+bench-transfer: deps
+	Scripts/bench-transfer
+
+clean:
+	rm -rf .build Benchmarks/.build
