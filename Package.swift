@@ -82,6 +82,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "AlgateConfigTests", dependencies: ["AlgateConfig", "AlgateRewrite"], swiftSettings: strict),
+        .testTarget(name: "AlgateCLITests", dependencies: ["algate"], swiftSettings: strict),
         .testTarget(
             name: "AlgateProxyTests",
             dependencies: [

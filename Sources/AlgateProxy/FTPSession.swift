@@ -94,6 +94,18 @@ final class FTPSession {
             perform(action)
         }
         flush()
+        finishWindingDownIfQuiet()
+    }
+
+    /// During shutdown, a session closes once its transfers are over and no command waits for its reply, so the
+    /// client gets the server's 226 before the 421.
+    private func finishWindingDownIfQuiet() {
+        guard windingDown, !closed, activeRelays == 0, !machine.isAwaitingReply || machine.isPassthrough else { return }
+        if !machine.isPassthrough {
+            write(Self.line("421 Service not available: the gateway is shutting down."), to: .client)
+            flush()
+        }
+        close(reason: "gateway shutting down")
     }
 
     private func perform(_ action: FTPSessionAction) {
@@ -186,7 +198,7 @@ final class FTPSession {
             metadata["bytes-from-peer"] = "\(fromPeer)"
             metadata["bytes-to-peer"] = "\(toPeer)"
             logger.debug("pinhole transfer done", metadata: metadata)
-            if windingDown, activeRelays == 0 { close(reason: "gateway shutting down") }
+            finishWindingDownIfQuiet()
         case .rejected(let peer):
             metadata["from"] = "\(peer)"
             logger.warning("pinhole refused a connection from an unexpected peer", metadata: metadata)
@@ -268,12 +280,14 @@ final class FTPSession {
     func windDown(force: Bool) {
         guard !closed else { return }
         windingDown = true
-        if activeRelays == 0 || force {
+        if force {
             if !machine.isPassthrough {
                 write(Self.line("421 Service not available: the gateway is shutting down."), to: .client)
                 flush()
             }
-            close(reason: "gateway shutting down")
+            close(reason: "shutdown deadline passed")
+        } else {
+            finishWindingDownIfQuiet()
         }
     }
 

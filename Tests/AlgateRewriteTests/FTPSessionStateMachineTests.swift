@@ -263,3 +263,20 @@ import Testing
         #expect(d.toClient.last == "229 (|||40000|)\r\n")
     }
 }
+
+@Suite struct FTPSessionResynchronisationTests {
+    /// zeek-ftp-invalid-reply-code: one line that is not a reply must not shift every later reply onto the
+    /// command before its own.
+    @Test func aLineThatIsNotAReplyStillAnswersItsCommand() {
+        var d = FTPSessionDriver()
+        d.server("220 hi\r\n")
+        d.client("PASV\r\n")
+        d.server("99 PASV invalid\r\n")
+        d.client("NOOP\r\n")
+        d.server("200 NOOP ok\r\n")
+        d.client("PASV\r\n")
+        d.server("227 Entering Passive Mode (10,0,0,5,195,80)\r\n")
+        #expect(d.opened.count == 1)
+        #expect(d.toClient.last == "227 Entering Passive Mode (203,0,113,7,156,64)\r\n")
+    }
+}

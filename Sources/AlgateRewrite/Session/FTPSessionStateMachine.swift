@@ -75,6 +75,13 @@ public struct FTPSessionStateMachine: Sendable {
         return false
     }
 
+    /// Whether a command still waits for its reply (or a line for its pinhole): a good moment to close the session
+    /// is when this is false.
+    public var isAwaitingReply: Bool {
+        if case .awaitingPinhole = state { return true }
+        return !expectations.isEmpty || openReply != nil || !inbox.isEmpty
+    }
+
     /// Takes one complete line from a side. Call ``nextAction()`` until nil afterwards.
     public mutating func receive(_ line: ByteBuffer, from side: FTPSide) {
         switch state {
@@ -248,8 +255,13 @@ public struct FTPSessionStateMachine: Sendable {
             return
         }
         guard let reply = line.withUnsafeReadableBytes({ FTPReplyLine($0) }) else {
+            // A broken server's answer ("99 PASV invalid", "SYST not supported"): it still answers the oldest
+            // command, or every later reply would be matched to the command before its own.
             outbox.append(.report(.notAReply(line: line)))
             outbox.append(.forward(line, to: .client))
+            if let expected = expectations.popFirst(), case .activeReply(let id) = expected {
+                outbox.append(.closePinhole(id: id))
+            }
             return
         }
         code = reply.code

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+/// The `algate` binary's contract: subcommands, output and exit codes (0 success, 1 runtime, 2 usage/config).
+@Suite struct CommandLineTests {
+    func write(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "algate-cli-\(UUID().uuidString).toml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func theDefaultConfigChecksOut() throws {
+        let config = ProcessRunner.repository.appendingPathComponent("Config/algate.toml").path
+        let result = try ProcessRunner.algate(["check-config", config])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("ok: 1 FTP listener(s)"))
+        #expect(result.stdout.contains("ftp 127.0.0.1:2121 -> 127.0.0.2:2121"))
+    }
+
+    @Test func aBadConfigIsExitTwoWithFileLineKeyAndValue() throws {
+        let path = try write("""
+            [pinholes]
+            ports = "45000-44999"
+
+            [[ftp]]
+            listen = "127.0.0.1:2121"
+            upstream = "127.0.0.2:21"
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for command in [["check-config", path], ["run", "--config", path]] {
+            let result = try ProcessRunner.algate(command)
+            #expect(result.status == 2)
+            let lines = result.stderr.split(separator: "\n")
+            #expect(lines.count == 1, "\(result.stderr)")
+            #expect(result.stderr.contains("\(path):2:"))
+            #expect(result.stderr.contains("pinholes.ports"))
+            #expect(result.stderr.contains("45000-44999"))
+        }
+    }
+
+    @Test func aFeatureThisBuildLacksIsRefusedAtStart() throws {
+        let path = try write("""
+            [pinholes]
+            backend = "nftables"
+
+            [[ftp]]
+            listen = "127.0.0.1:2121"
+            upstream = "127.0.0.2:21"
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try ProcessRunner.algate(["run", "--config", path])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("only the userspace backend"))
+    }
+
+    @Test func aMissingFileAndUnknownFlagsAreUsageErrors() throws {
+        #expect(try ProcessRunner.algate(["check-config", "/nonexistent/algate.toml"]).status == 2)
+        #expect(try ProcessRunner.algate(["run", "--no-such-flag"]).status == 2)
+        #expect(try ProcessRunner.algate(["frobnicate"]).status == 2)
+        #expect(try ProcessRunner.algate(["rewrite", "ftp", "--client", "not-an-address"]).status == 2)
+        let help = try ProcessRunner.algate(["--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("check-config"))
+    }
+
+    @Test func rewriteFTPPrintsWhatTheGatewayWouldDo() throws {
+        let transcript = """
+            S: 220 hi
+            PASV
+            227 Entering Passive Mode (10,0,0,5,195,80).
+            PORT 192,0,2,10,4,3
+            200 ok
+            PORT 192,0,2,99,4,3
+            EPSV
+            229 (|||6000|)
+            227 Logout.
+
+            """
+        let result = try ProcessRunner.algate(["rewrite", "ftp", "--client", "192.0.2.10"], input: transcript)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == """
+            S->C 220 hi
+            C->S PASV
+            pinhole 1 passive: public port 40000 admits 192.0.2.10 -> 10.0.0.5:50000
+            S->C 227 Entering Passive Mode (203,0,113,7,156,64).
+              was: 227 Entering Passive Mode (10,0,0,5,195,80).
+            pinhole 2 active: inside port 40001 admits 10.0.0.5 -> 192.0.2.10:1027
+            C->S PORT 10,0,0,1,156,65
+              was: PORT 192,0,2,10,4,3
+            S->C 200 ok
+            note refused: address 192.0.2.99 is not the client's own (192.0.2.10)
+            S->C 500 Illegal PORT command: the address must be your own.
+              was: PORT 192,0,2,99,4,3
+            C->S EPSV
+            pinhole 3 passive: public port 40002 admits 192.0.2.10 -> 10.0.0.5:6000
+            S->C 229 (|||40002|)
+              was: 229 (|||6000|)
+            note unsolicited 227 reply: passed on, no pinhole
+            S->C 227 Logout.
+
+            """)
+    }
+}
