@@ -29,7 +29,7 @@ final class FTPControlHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
-            session.close(reason: "\(side.rawValue) closed the connection")
+            session.inputClosed(side)
         }
         context.fireUserInboundEventTriggered(event)
     }

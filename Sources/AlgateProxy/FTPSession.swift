@@ -25,6 +25,7 @@ final class FTPSession {
     private var idleCheck: Scheduled<Void>?
     private var pendingFlush: Set<FTPSide> = []
     private var windingDown = false
+    private var halfClosed: Set<FTPSide> = []
     private var closed = false
     private let started = NIODeadline.now()
     private var linesIn = 0
@@ -70,6 +71,19 @@ final class FTPSession {
     func flush() {
         for side in pendingFlush { channel(side).flush() }
         pendingFlush.removeAll(keepingCapacity: true)
+    }
+
+    /// One side sent FIN: pass it on to the other side (a client that half-closes after QUIT still gets its 221),
+    /// and close the session when both directions are done.
+    func inputClosed(_ side: FTPSide) {
+        guard !closed else { return }
+        flush()
+        halfClosed.insert(side)
+        if halfClosed.count == 2 {
+            close(reason: "both sides closed the connection")
+        } else {
+            channel(side.other).close(mode: .output, promise: nil)
+        }
     }
 
     func writabilityChanged(_ side: FTPSide, isWritable: Bool) {

@@ -161,4 +161,35 @@ import Testing
         #expect(gateway.stop() == 0)
         #expect(gateway.output.contains("stopped clean=true") || gateway.output.contains("clean=true"), "\(gateway.output)")
     }
+
+    /// A client that sends QUIT and half-closes at once (shutdown(SHUT_WR)) still gets the server's 221: the FIN is
+    /// passed on, not taken for the end of the session.
+    @Test func aHalfClosingClientStillGetsItsGoodbye() throws {
+        let workspace = try Workspace(megabytes: 1)
+        defer { workspace.remove() }
+        let serverPort = try ProcessRunner.freePort(on: "127.0.0.2")
+        let listen = try ProcessRunner.freePort(on: "127.0.0.1")
+        let server = try pyftpdlib(host: "127.0.0.2", port: serverPort, workspace: workspace, name: "server")
+        defer { server.stop(signal: SIGKILL) }
+        #expect(ProcessRunner.waitUntil(seconds: 10) { ProcessRunner.answersWithBanner("127.0.0.2", serverPort) })
+        let gateway = try Running(ProcessRunner.algate,
+                                  ["run", "--config", ProcessRunner.repository.appendingPathComponent("Config/algate.toml").path,
+                                   "--set", "ftp.0.listen=127.0.0.1:\(listen)", "--set", "ftp.0.upstream=127.0.0.2:\(serverPort)",
+                                   "--set", "pinholes.ports=46400-46409"],
+                                  log: workspace.root.appendingPathComponent("algate.log"))
+        defer { gateway.stop() }
+        #expect(ProcessRunner.waitUntil(seconds: 10) { gateway.output.contains("algate ready") }, "\(gateway.output)")
+        let script = """
+            import socket
+            s = socket.create_connection(("127.0.0.1", \(listen)), timeout=10)
+            f = s.makefile("rb")
+            f.readline()
+            s.sendall(b"QUIT\\r\\n")
+            s.shutdown(socket.SHUT_WR)
+            print(f.read().decode().strip())
+            """
+        let result = try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", script])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("221"), "\(result.stdout)")
+    }
 }
