@@ -31,6 +31,22 @@ public struct PinholeLedger: Sendable {
         return .success(port)
     }
 
+    /// Reserves an RTP/RTCP port pair (even, even + 1) for a session; counts as one pinhole.
+    public mutating func reservePair(session: UInt64) -> Result<UInt16, PinholeError> {
+        guard total < limits.total else { return .failure(.totalLimit(limits.total)) }
+        guard perSession[session, default: 0] < limits.perSession else { return .failure(.sessionLimit(limits.perSession)) }
+        guard let port = pool.allocatePair() else { return .failure(.poolExhausted) }
+        perSession[session, default: 0] += 1
+        total += 1
+        return .success(port)
+    }
+
+    /// Returns a pair reservation made with `reservePair`.
+    public mutating func releasePair(session: UInt64, port: UInt16) {
+        pool.release(port + 1)
+        release(session: session, port: port)
+    }
+
     /// Returns a reservation. Call exactly once per successful `reserve`.
     public mutating func release(session: UInt64, port: UInt16) {
         pool.release(port)

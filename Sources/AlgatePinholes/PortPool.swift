@@ -25,6 +25,25 @@ public struct PortPool: Hashable, Sendable {
         }
     }
 
+    /// Takes an even port and the odd one above it (RTP and RTCP, RFC 3550 11), or nil when no such pair is free.
+    public mutating func allocatePair() -> UInt16? {
+        let first = range.lowerBound % 2 == 0 ? range.lowerBound : range.lowerBound + 1
+        guard first < range.upperBound else { return nil }
+        let pairs = (Int(range.upperBound) - Int(first) + 1) / 2
+        var candidate = cursor % 2 == 0 ? cursor : cursor &+ 1
+        for _ in 0..<pairs {
+            if candidate < first || candidate >= range.upperBound { candidate = first }
+            if !inUse.contains(candidate), !inUse.contains(candidate + 1) {
+                inUse.insert(candidate)
+                inUse.insert(candidate + 1)
+                cursor = candidate + 2 > range.upperBound ? range.lowerBound : candidate + 2
+                return candidate
+            }
+            candidate += 2
+        }
+        return nil
+    }
+
     /// Gives a port back. Releasing a port that is not in use does nothing.
     public mutating func release(_ port: UInt16) {
         inUse.remove(port)

@@ -17,6 +17,7 @@ public final class UserspacePinholeBackend: Sendable {
         var accepting = true
         var open: [UInt64: TCPPinhole] = [:]
         var nextKey: UInt64 = 0
+        var media: [UInt64: MediaRelay] = [:]
     }
 
     private let state: NIOLockedValueBox<State>
@@ -73,6 +74,60 @@ public final class UserspacePinholeBackend: Sendable {
         }
     }
 
+    /// Opens a media relay (RTP and RTCP, outside and inside) on `loop`; `onEvent` is called on that loop.
+    public func openMedia(_ spec: MediaRelaySpec, on loop: any EventLoop,
+                          onEvent: @escaping @Sendable (MediaRelayEvent) -> Void) -> EventLoopFuture<MediaRelay> {
+        attemptMedia(spec, on: loop, onEvent: onEvent, attemptsLeft: bindAttempts)
+    }
+
+    private func attemptMedia(_ spec: MediaRelaySpec, on loop: any EventLoop,
+                              onEvent: @escaping @Sendable (MediaRelayEvent) -> Void,
+                              attemptsLeft: Int) -> EventLoopFuture<MediaRelay> {
+        let reserved: Result<(UInt16, UInt16, UInt64), PinholeError> = state.withLockedValue { state in
+            guard state.accepting else { return .failure(.shuttingDown) }
+            state.nextKey += 1
+            let key = state.nextKey
+            switch state.ledger.reservePair(session: spec.session) {
+            case .failure(let error): return .failure(error)
+            case .success(let outside):
+                switch state.ledger.reservePair(session: spec.session) {
+                case .failure(let error):
+                    state.ledger.releasePair(session: spec.session, port: outside)
+                    return .failure(error)
+                case .success(let inside):
+                    return .success((outside, inside, key))
+                }
+            }
+        }
+        let outside: UInt16
+        let inside: UInt16
+        let key: UInt64
+        switch reserved {
+        case .failure(let error): return loop.makeFailedFuture(error)
+        case .success(let ports): (outside, inside, key) = ports
+        }
+        let relay = MediaRelay(spec: spec, outsidePort: outside, insidePort: inside, eventLoop: loop,
+                               onEvent: onEvent, release: { [self] in
+            self.state.withLockedValue { state in
+                state.ledger.releasePair(session: spec.session, port: outside)
+                state.ledger.releasePair(session: spec.session, port: inside)
+                state.media[key] = nil
+            }
+        })
+        state.withLockedValue { $0.media[key] = relay }
+        return relay.start().map { relay }.flatMapError { [self] error in
+            let portInUse = (error as? IOError)?.errnoCode == EADDRINUSE
+            if portInUse, attemptsLeft > 1 {
+                let next = self.attemptMedia(spec, on: loop, onEvent: onEvent, attemptsLeft: attemptsLeft - 1)
+                next.whenComplete { _ in relay.close() }
+                return next
+            }
+            relay.close()
+            if portInUse { return loop.makeFailedFuture(PinholeError.poolExhausted) }
+            return loop.makeFailedFuture(PinholeError.bindFailed("media on \(spec.outsideAddress)/\(spec.insideAddress): \(error)"))
+        }
+    }
+
     private func release(_ session: UInt64, _ port: UInt16, key: UInt64) {
         state.withLockedValue { state in
             state.ledger.release(session: session, port: port)
@@ -82,10 +137,11 @@ public final class UserspacePinholeBackend: Sendable {
 
     /// Refuses new pinholes and closes every open one.
     public func shutdown() {
-        let open = state.withLockedValue { state in
+        let (open, media) = state.withLockedValue { state in
             state.accepting = false
-            return Array(state.open.values)
+            return (Array(state.open.values), Array(state.media.values))
         }
         for pinhole in open { pinhole.close() }
+        for relay in media { relay.close() }
     }
 }

@@ -49,3 +49,35 @@ import Testing
         #expect(ledger.reserve(session: 2) == .failure(.poolExhausted))
     }
 }
+
+@Suite struct PortPairTests {
+    @Test func pairsAreEvenAndTheirOddNeighbour() {
+        var pool = PortPool(range: 40001...40006)
+        #expect(pool.allocatePair() == 40002)
+        #expect(pool.allocatePair() == 40004)
+        #expect(pool.allocatePair() == nil)  // 40006 has no 40007 in range
+        pool.release(40002)
+        pool.release(40003)
+        #expect(pool.allocatePair() == 40002)
+    }
+
+    @Test func aPairNeedsBothPortsFree() {
+        var pool = PortPool(range: 40000...40003)
+        #expect(pool.allocate() == 40000)
+        #expect(pool.allocatePair() == 40002)
+        #expect(pool.allocatePair() == nil)
+        #expect(pool.allocate() == 40001)
+    }
+
+    @Test func ledgerCountsAPairAsOnePinhole() {
+        var ledger = PinholeLedger(ports: 40000...40009, limits: .init(perSession: 1, total: 10))
+        guard case .success(let port) = ledger.reservePair(session: 7) else {
+            Issue.record("a pair should be free")
+            return
+        }
+        #expect(ledger.reservePair(session: 7) == .failure(.sessionLimit(1)))
+        ledger.releasePair(session: 7, port: port)
+        #expect(ledger.total == 0)
+        #expect(ledger.reservePair(session: 7) == .success(port + 2))
+    }
+}
