@@ -1,0 +1,59 @@
+/// Cuts a SIP byte stream (TCP, TLS) into messages by Content-Length, from byte 0 of the stream (RFC 3261 18.3).
+///
+/// The framer only answers "how long is the next frame"; it keeps no state, so the caller hands it the unread front
+/// of its buffer each time and consumes what it returns. Over a stream Content-Length is mandatory, so a message
+/// without one is refused rather than guessed at, and the first line must be a SIP start line as soon as it is
+/// complete: bytes that do not start a SIP message are refused at once, never searched for one further on (a
+/// REGISTER hidden mid-stream, NAT Slipstreaming, is never found).
+public struct SIPStreamFramer: Sendable {
+    public enum Frame: Hashable, Sendable {
+        /// Line ends before a message: a keep-alive ping (CRLFCRLF) or pong (CRLF), RFC 5626 3.5.1. Consume them.
+        case keepAlive(length: Int)
+        /// One whole message of `length` bytes, for ``SIPMessage/parse(_:limits:)``.
+        case message(length: Int)
+    }
+
+    public var limits: SIPLimits
+
+    public init(limits: SIPLimits = .init()) {
+        self.limits = limits
+    }
+
+    /// The next frame at the start of `bytes`; nil when more bytes are needed to tell.
+    ///
+    /// Throws when the header section or the message would exceed the limits, when Content-Length is missing,
+    /// repeated, negative or not a number, and when the first line is not a SIP start line.
+    public func nextFrame(_ bytes: UnsafeRawBufferPointer) throws(SIPParseError) -> Frame? {
+        guard !bytes.isEmpty else { return nil }
+        let lineEnds = SIPHeaderSection.leadingLineEnds(bytes)
+        if lineEnds > 0 { return .keepAlive(length: lineEnds) }
+        if bytes[0] == ASCII.cr {
+            // A CR whose LF has not arrived yet; a CR followed by anything else is not a line end.
+            guard bytes.count == 1 else { throw .badStartLine }
+            return nil
+        }
+
+        let section: SIPHeaderSection
+        switch try SIPHeaderSection.scan(bytes, limits: limits) {
+        case .incomplete(let startLine):
+            if let startLine { _ = try SIPStartLineParser.parse(bytes, startLine) }
+            return nil
+        case .complete(let complete):
+            section = complete
+        }
+        _ = try SIPStartLineParser.parse(bytes, section.startLine)
+
+        var declared: Int? = nil
+        for field in section.fields where field.name == .contentLength {
+            guard declared == nil else { throw .duplicateHeader("Content-Length") }
+            guard let value = SIPGrammar.saturatingDecimal(bytes, field.valueRange, cap: 1 << 40) else {
+                throw .badContentLength
+            }
+            declared = value
+        }
+        guard let declared else { throw .missingHeader("Content-Length") }
+        let length = section.bodyStart + declared
+        guard length <= limits.maxMessageBytes else { throw .tooLarge("message") }
+        return bytes.count >= length ? .message(length: length) : nil
+    }
+}

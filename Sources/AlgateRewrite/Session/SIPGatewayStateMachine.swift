@@ -1,0 +1,566 @@
+public import NIOCore
+
+/// The SIP gateway engine of one listener in reverse mode: messages in, actions out. No sockets, no clocks.
+///
+/// It is a stateless proxy for routing (RFC 3261 16.11: its own Via on every request it forwards, with a branch
+/// derived from the original so retransmissions and CANCEL match; responses follow the Via stack back) plus the
+/// state a NAT gateway needs:
+/// - contact mappings: every Contact that crosses is replaced by one of the gateway's own addresses with an
+///   `algate` URI parameter naming a mapping to the original contact and the flow it came on, so requests sent to
+///   it (an inbound INVITE to a registered phone, an in-dialog BYE) come back through the gateway and go on to
+///   where that party really is: its source address and port, over the connection it used;
+/// - registrations: a REGISTER's contact mapping lives as long as the registration (Expires; 0 removes it);
+/// - dialogs: per Call-ID, a media relay per m= line, opened before the message whose SDP announces it is
+///   forwarded, updated by later offers and answers, closed by BYE, CANCEL, a final error or the relay's timeout.
+///
+/// Feed each complete message with ``receive(_:from:side:now:)`` and drain ``nextAction()``. When it asks for a
+/// media relay, nothing more comes out until ``mediaOpened(id:outsidePort:insidePort:)`` or ``mediaFailed(id:reason:)``.
+public struct SIPGatewayStateMachine: Sendable {
+    public let context: SIPGatewayContext
+    public let limits: SIPLimits
+
+    /// Contact mappings and dialogs kept at most; the oldest dialog mappings go first past this.
+    public var maxMappings = 10_000
+
+    private struct Inbound: Sendable {
+        var bytes: ByteBuffer
+        var flow: SIPFlow
+        var side: SIPSide
+        var now: Double
+    }
+
+    /// A contact that crossed the gateway, and where requests to it must go.
+    struct ContactMapping: Sendable {
+        var flow: SIPFlow
+        var side: SIPSide
+        var originalURI: [UInt8]
+        var aor: String?
+        var expires: Double?
+        var callID: String?
+    }
+
+    struct MediaStream: Sendable {
+        var relay: UInt64
+        var outsidePort: UInt16
+        var insidePort: UInt16
+    }
+
+    struct Dialog: Sendable {
+        var id: UInt64
+        var streams: [Int: MediaStream] = [:]
+        var established = false
+        var tokens: [String] = []
+    }
+
+    /// A message waiting for its media relays.
+    private struct Pending: Sendable {
+        var work: SIPMessageWork
+        var outstanding: Set<UInt64>
+        var failure: String?
+    }
+
+    private var inbox = CircularBuffer<Inbound>(initialCapacity: 16)
+    private var outbox = CircularBuffer<SIPGatewayAction>(initialCapacity: 16)
+    private var pending: Pending?
+    var mappings: [String: ContactMapping] = [:]
+    private var mappingByKey: [String: String] = [:]
+    var dialogs: [String: Dialog] = [:]
+    private var nextID: UInt64 = 1
+    private let tokenSalt = UInt64.random(in: 1...UInt64.max)
+
+    public init(context: SIPGatewayContext, limits: SIPLimits = .init()) {
+        self.context = context
+        self.limits = limits
+    }
+
+    /// The flows of live registrations, for NAT keep-alives.
+    public var registeredFlows: [SIPFlow] {
+        var seen = Set<SIPFlow>()
+        for mapping in mappings.values where mapping.aor != nil && mapping.side == .outside {
+            seen.insert(mapping.flow)
+        }
+        return Array(seen)
+    }
+
+    /// How many registrations and dialogs are alive (for tests and metrics).
+    public var registrationCount: Int { mappings.values.filter { $0.aor != nil }.count }
+    public var dialogCount: Int { dialogs.count }
+
+    // MARK: Input
+
+    /// Takes one complete message (a datagram, or a framed message from a stream).
+    public mutating func receive(_ bytes: ByteBuffer, from flow: SIPFlow, side: SIPSide, now: Double) {
+        if inbox.count >= 1024 {
+            outbox.append(.report(.refused(reason: "too many messages queued behind media set-up", from: flow,
+                                           answered: nil)))
+            return
+        }
+        inbox.append(Inbound(bytes: bytes, flow: flow, side: side, now: now))
+    }
+
+    /// The next thing to do, or nil when the engine waits for input or for media relays.
+    public mutating func nextAction() -> SIPGatewayAction? {
+        while outbox.isEmpty, pending == nil, let next = inbox.popFirst() {
+            handle(next)
+        }
+        return outbox.popFirst()
+    }
+
+    /// A relay asked for is open on these ports.
+    public mutating func mediaOpened(id: UInt64, outsidePort: UInt16, insidePort: UInt16) {
+        guard var waiting = pending, waiting.outstanding.remove(id) != nil else { return }
+        waiting.work.relayPorts[id] = (outsidePort, insidePort)
+        pending = waiting
+        finishIfReady()
+    }
+
+    /// A relay asked for could not be opened: the message goes on with its media untouched is not an option (the
+    /// private address would leak and media would fail), so a request is answered 503 and a response dropped.
+    public mutating func mediaFailed(id: UInt64, reason: String) {
+        guard var waiting = pending, waiting.outstanding.remove(id) != nil else { return }
+        waiting.failure = reason
+        pending = waiting
+        finishIfReady()
+    }
+
+    /// A relay closed by itself (media timeout): the dialog forgets it.
+    public mutating func mediaClosed(id: UInt64) {
+        for (callID, var dialog) in dialogs {
+            let before = dialog.streams.count
+            dialog.streams = dialog.streams.filter { $0.value.relay != id }
+            if dialog.streams.count != before {
+                dialogs[callID] = dialog
+                outbox.append(.report(.media(callID: callID, what: "relay \(id) timed out")))
+            }
+        }
+    }
+
+    /// A TCP connection went away: mappings that lived on it are dead.
+    public mutating func connectionClosed(_ flow: SIPFlow) {
+        for (token, mapping) in mappings where mapping.flow.connection == flow.connection
+            && mapping.flow.transport == .tcp {
+            removeMapping(token)
+            if let aor = mapping.aor {
+                outbox.append(.report(.binding(aor: aor, flow: mapping.flow, expires: 0)))
+            }
+        }
+    }
+
+    /// Drops registrations whose time is up.
+    public mutating func expire(now: Double) {
+        for (token, mapping) in mappings {
+            if let expires = mapping.expires, expires <= now {
+                removeMapping(token)
+                if let aor = mapping.aor { outbox.append(.report(.binding(aor: aor, flow: mapping.flow, expires: 0))) }
+            }
+        }
+    }
+
+    // MARK: Messages
+
+    private mutating func handle(_ inbound: Inbound) {
+        let message: SIPMessage
+        do {
+            message = try SIPMessage.parse(inbound.bytes, limits: limits)
+        } catch {
+            refuseUnparsable(inbound, error)
+            return
+        }
+        var work = SIPMessageWork(message: message, flow: inbound.flow, side: inbound.side, now: inbound.now)
+        switch message.startLine {
+        case .request:
+            guard route(request: &work) else { return }
+        case .response:
+            guard route(response: &work) else { return }
+        }
+        planMedia(&work)
+        if work.relayRequests.isEmpty {
+            finish(work)
+        } else {
+            pending = Pending(work: work, outstanding: Set(work.relayRequests.map(\.id)))
+            for request in work.relayRequests { outbox.append(.openMedia(request)) }
+        }
+    }
+
+    private mutating func finishIfReady() {
+        guard let waiting = pending, waiting.outstanding.isEmpty else { return }
+        pending = nil
+        if let failure = waiting.failure {
+            let work = waiting.work
+            for (id, _) in work.relayPorts { outbox.append(.closeMedia(id: id)) }
+            for request in work.relayRequests { forgetStream(relay: request.id, callID: work.callID) }
+            if work.message.isRequest {
+                answer(work.message, to: work.flow, code: 503, reason: "Service Unavailable",
+                       why: "no media relay: \(failure)")
+            } else {
+                outbox.append(.report(.refused(reason: "no media relay: \(failure); response dropped",
+                                               from: work.flow, answered: nil)))
+            }
+            return
+        }
+        finish(waiting.work)
+    }
+
+    /// Applies the media rewrite (ports now known) and sends.
+    private mutating func finish(_ work: SIPMessageWork) {
+        var work = work
+        for (id, ports) in work.relayPorts {
+            for index in work.streamRelays.keys where work.streamRelays[index] == id {
+                dialogs[work.callID]?.streams[index] = MediaStream(relay: id, outsidePort: ports.0, insidePort: ports.1)
+            }
+        }
+        if let sdp = work.sdp {
+            rewriteSDP(&work, sdp)
+        }
+        let bytes = work.editor.build()
+        outbox.append(.report(.forwarded(summary: work.summary, from: work.flow, to: work.destination)))
+        outbox.append(.send(bytes, to: work.destination))
+        if work.closesDialog, let dialog = dialogs.removeValue(forKey: work.callID) {
+            for stream in dialog.streams.values { outbox.append(.closeMedia(id: stream.relay)) }
+            for token in dialog.tokens { removeMapping(token) }
+            outbox.append(.report(.media(callID: work.callID, what: "closed (\(work.summary))")))
+        }
+    }
+
+    // MARK: Requests
+
+    private mutating func route(request work: inout SIPMessageWork) -> Bool {
+        let message = work.message
+        guard case .request(let method, let uriRange) = message.startLine else { return false }
+        if let maxForwards = message.maxForwards {
+            if maxForwards == 0 {
+                answer(message, to: work.flow, code: 483, reason: "Too Many Hops", why: "Max-Forwards is 0")
+                return false
+            }
+            if let range = message.field(.maxForwards)?.valueRange {
+                work.editor.replace(range, with: Array(String(maxForwards - 1).utf8))
+            }
+        }
+        // Where it goes: requests to one of our contact mappings go to that party; anything else from outside
+        // goes upstream; anything else from inside has no destination.
+        let token = message.requestURI?.parameter(named: "algate")?.value
+        if let token, let mapping = mappings[token], mapping.side != work.side {
+            work.destination = mapping.flow
+            work.editor.replace(uriRange, with: mapping.originalURI)
+        } else if work.side == .outside {
+            work.destination = upstreamFlow(for: work.flow)
+        } else {
+            if method != "ACK" {
+                answer(message, to: work.flow, code: 404, reason: "Not Found",
+                       why: "request from upstream for no known contact")
+            }
+            return false
+        }
+        // RFC 3581 and 18.2.1: tell the next hop where the request really came from.
+        if work.side == .outside {
+            annotateReceived(&work, message.topVia)
+        }
+        let viaAddress = work.destination == upstreamFlow(for: work.flow) || work.side == .outside
+            ? (context.insideAddress, context.insidePort) : (context.publicAddress, context.publicPort)
+        let branch = SIPGatewayStateMachine.branch(for: message, flow: work.flow, salt: tokenSalt)
+        var via = Array("Via: SIP/2.0/\(work.destination.transport.viaToken) ".utf8)
+        SIPGatewayStateMachine.appendHostPort(viaAddress.0, viaAddress.1, to: &via)
+        via.append(contentsOf: Array(";branch=\(branch)\r\n".utf8))
+        work.editor.insertHeaderLine(via, before: message.field(.via)?.lineRange.lowerBound ?? message.headerEnd)
+        rewriteContacts(&work, registering: method == "REGISTER")
+        work.summary = "\(method) \(message.text(uriRange))"
+        switch method {
+        case "BYE", "CANCEL": work.closesDialog = true
+        default: break
+        }
+        return true
+    }
+
+    private mutating func annotateReceived(_ work: inout SIPMessageWork, _ via: SIPVia) {
+        let source = work.flow.remote
+        let rport = via.parameter(named: "rport")
+        if via.received == nil, via.host.address.map({ !$0.isSameHost(as: source.address) }) ?? true || rport != nil {
+            var params = Array(";received=".utf8)
+            source.address.appendASCII(to: &params)
+            work.editor.insert(params, at: via.parametersEnd)
+        }
+        if let rport, rport.value == nil {
+            work.editor.replace(rport.range, with: Array("rport=\(source.port)".utf8))
+        }
+    }
+
+    // MARK: Responses
+
+    private mutating func route(response work: inout SIPMessageWork) -> Bool {
+        let message = work.message
+        guard case .response(let code) = message.startLine else { return false }
+        let top = message.topVia
+        guard top.branch?.hasPrefix(SIPGatewayStateMachine.branchPrefix) == true,
+              let removal = message.removalRange(ofValue: top.range) else {
+            outbox.append(.report(.refused(reason: "response whose top Via is not this gateway's", from: work.flow,
+                                           answered: nil)))
+            return false
+        }
+        work.editor.removeRange(removal)
+        if work.side == .inside {
+            guard message.vias.count > 1 else {
+                outbox.append(.report(.refused(reason: "response with no Via left to follow", from: work.flow,
+                                               answered: nil)))
+                return false
+            }
+            let next = message.vias[1]
+            let address = next.received ?? next.host.address
+            guard let address else {
+                outbox.append(.report(.refused(reason: "response to a Via host that is a name", from: work.flow,
+                                               answered: nil)))
+                return false
+            }
+            let port = next.rport ?? next.port ?? 5060
+            work.destination = SIPFlow(transport: work.flow.transport, remote: Endpoint(address: address, port: port),
+                                       connection: work.flow.connection)
+        } else {
+            work.destination = upstreamFlow(for: work.flow)
+        }
+        let cseqMethod = message.cseq?.method ?? ""
+        rewriteContacts(&work, registering: cseqMethod == "REGISTER", response: true)
+        work.summary = "\(code) (\(cseqMethod))"
+        if cseqMethod == "INVITE" {
+            if (200..<300).contains(code) {
+                dialogs[work.callID]?.established = true
+            } else if code >= 300, dialogs[work.callID]?.established != true {
+                work.closesDialog = true
+            }
+        }
+        return true
+    }
+
+    // MARK: Contacts
+
+    private mutating func rewriteContacts(_ work: inout SIPMessageWork, registering: Bool, response: Bool = false) {
+        let message = work.message
+        let expiresHeader = message.field(.expires).flatMap { Int(message.text($0.valueRange)) }
+        for contact in message.contacts {
+            let uri = message.byteArray(contact.uriRange)
+            let contactExpires = contact.parameter(named: "expires")?.value.flatMap { Int($0) }
+            if registering, response {
+                // The registrar lists our mapped contacts: give the phone its own back, and learn the expiry.
+                guard let token = contact.uri.parameter(named: "algate")?.value, var mapping = mappings[token] else {
+                    continue
+                }
+                work.editor.replace(contact.uriRange, with: mapping.originalURI)
+                if let code = message.statusCode, (200..<300).contains(code) {
+                    let seconds = contactExpires ?? expiresHeader ?? 3600
+                    if seconds == 0 {
+                        removeMapping(token)
+                    } else {
+                        mapping.expires = work.now + Double(seconds)
+                        mappings[token] = mapping
+                    }
+                    if let aor = mapping.aor {
+                        outbox.append(.report(.binding(aor: aor, flow: mapping.flow, expires: seconds)))
+                    }
+                }
+                continue
+            }
+            // A contact from this side: requests to it must come back through us and go to this flow.
+            let aor = registering ? message.text(message.to.uriRange) : nil
+            let requested = registering ? (contactExpires ?? expiresHeader ?? 3600) : nil
+            let token = mapping(for: uri, flow: work.flow, side: work.side, aor: aor,
+                                expires: requested.map { work.now + Double(max($0, 60)) }, callID: registering ? nil : work.callID)
+            let towardsInside = work.side == .outside
+            let host = towardsInside ? (context.insideAddress, context.insidePort) : (context.publicAddress, context.publicPort)
+            var replacement = Array("sip:".utf8)
+            if let userRange = contact.uri.userRange {
+                replacement.append(contentsOf: message.byteArray(userRange))
+                replacement.append(UInt8(ascii: "@"))
+            }
+            SIPGatewayStateMachine.appendHostPort(host.0, host.1, to: &replacement)
+            if work.destination.transport == .tcp { replacement.append(contentsOf: ";transport=tcp".utf8) }
+            replacement.append(contentsOf: ";algate=\(token)".utf8)
+            work.editor.replace(contact.uriRange, with: replacement)
+            if registering, requested == 0 {
+                // De-registration: forward it, then forget the mapping (the 200 confirms nothing we need).
+                removeMapping(token)
+                if let aor { outbox.append(.report(.binding(aor: aor, flow: work.flow, expires: 0))) }
+            }
+        }
+    }
+
+    /// The token of the mapping for this contact on this flow, made on first sight and reused after, so a
+    /// registrar sees the same contact on every refresh.
+    private mutating func mapping(for uri: [UInt8], flow: SIPFlow, side: SIPSide, aor: String?, expires: Double?,
+                                  callID: String?) -> String {
+        let key = "\(flow)|\(side.rawValue)|" + String(decoding: uri, as: UTF8.self)
+        if let token = mappingByKey[key], var existing = mappings[token] {
+            if let expires { existing.expires = expires }
+            if let aor { existing.aor = aor }
+            mappings[token] = existing
+            return token
+        }
+        if mappings.count >= maxMappings {
+            // Evict a dialog mapping (registrations are kept: they are what inbound calls need).
+            if let victim = mappings.first(where: { $0.value.aor == nil })?.key { removeMapping(victim) }
+        }
+        let token = SIPGatewayStateMachine.token(nextID, salt: tokenSalt)
+        nextID += 1
+        mappings[token] = ContactMapping(flow: flow, side: side, originalURI: uri, aor: aor, expires: expires,
+                                         callID: callID)
+        mappingByKey[key] = token
+        if let callID { dialogs[callID]?.tokens.append(token) }
+        return token
+    }
+
+    private mutating func removeMapping(_ token: String) {
+        guard let mapping = mappings.removeValue(forKey: token) else { return }
+        let key = "\(mapping.flow)|\(mapping.side.rawValue)|" + String(decoding: mapping.originalURI, as: UTF8.self)
+        mappingByKey[key] = nil
+    }
+
+    // MARK: Media
+
+    /// Decides which relays the message's SDP needs; the rewrite waits until they are open.
+    private mutating func planMedia(_ work: inout SIPMessageWork) {
+        guard let sdpRange = try? SIPMultipart.sdpBody(of: work.message, limits: limits) else { return }
+        let parsed: SDPSessionDescription? = work.message.bytes.withUnsafeReadableBytes { bytes in
+            try? SDPSessionDescription.parse(UnsafeRawBufferPointer(rebasing: bytes[sdpRange]))
+        }
+        guard let sdp = parsed else {
+            outbox.append(.report(.refused(reason: "SDP body does not parse; media left untouched", from: work.flow,
+                                           answered: nil)))
+            return
+        }
+        work.sdp = (sdpRange, sdp)
+        if dialogs[work.callID] == nil {
+            dialogs[work.callID] = Dialog(id: nextID)
+            nextID += 1
+        }
+        let outsideAllowed = work.side == .outside ? work.flow.remote.address : work.destination.remote.address
+        for (index, media) in sdp.media.enumerated() where !media.isDisabled {
+            var peer: Endpoint? = nil
+            if let address = sdp.connectionAddress(of: media), !SDPSessionDescription.isUnspecified(address) {
+                peer = Endpoint(address: address, port: media.port)
+            }
+            let rtcp = media.rtcp?.port
+            if let stream = dialogs[work.callID]?.streams[index] {
+                work.streamRelays[index] = stream.relay
+                work.relayPorts[stream.relay] = (stream.outsidePort, stream.insidePort)
+                outbox.append(work.side == .outside
+                    ? .updateMedia(id: stream.relay, outsidePeer: peer, outsideRTCPPort: rtcp, insidePeer: nil, insideRTCPPort: nil)
+                    : .updateMedia(id: stream.relay, outsidePeer: nil, outsideRTCPPort: nil, insidePeer: peer, insideRTCPPort: rtcp))
+            } else {
+                let id = nextID
+                nextID += 1
+                work.streamRelays[index] = id
+                work.relayRequests.append(SIPMediaRequest(
+                    id: id, callID: work.callID,
+                    outsidePeer: work.side == .outside ? peer : nil, insidePeer: work.side == .inside ? peer : nil,
+                    outsideRTCPPort: work.side == .outside ? rtcp : nil, insideRTCPPort: work.side == .inside ? rtcp : nil,
+                    outsideAllowed: outsideAllowed))
+            }
+        }
+    }
+
+    private mutating func forgetStream(relay: UInt64, callID: String) {
+        guard var dialog = dialogs[callID] else { return }
+        dialog.streams = dialog.streams.filter { $0.value.relay != relay }
+        dialogs[callID] = dialog
+    }
+
+    private func rewriteSDP(_ work: inout SIPMessageWork, _ sdp: (range: Range<Int>, description: SDPSessionDescription)) {
+        // What goes inside names the gateway's inside address and the relays' inside ports, and vice versa.
+        let towardsInside = work.side == .outside
+        let address = towardsInside ? context.insideAddress : context.publicAddress
+        var targets = [SDPRewrite.Target?](repeating: nil, count: sdp.description.media.count)
+        for (index, relay) in work.streamRelays where index < targets.count {
+            guard let ports = work.relayPorts[relay] else { continue }
+            let port = towardsInside ? ports.1 : ports.0
+            targets[index] = SDPRewrite.Target(address: address, port: port, rtcpPort: port &+ 1)
+        }
+        SDPRewrite(media: targets, sessionAddress: address).apply(to: sdp.description, at: sdp.range, in: &work.editor)
+        work.summary += " [SDP: \(targets.compactMap { $0 }.count) stream(s) via \(address)]"
+    }
+
+    // MARK: Helpers
+
+    private func upstreamFlow(for flow: SIPFlow) -> SIPFlow {
+        SIPFlow(transport: flow.transport, remote: context.upstream, connection: flow.transport == .tcp ? flow.connection : nil)
+    }
+
+    /// Answers a request the gateway itself refuses (400, 404, 483, 503), built from the request's own headers.
+    private mutating func answer(_ message: SIPMessage, to flow: SIPFlow, code: Int, reason: String, why: String) {
+        outbox.append(.report(.refused(reason: why, from: flow, answered: code)))
+        guard message.method != "ACK" else { return }
+        if let response = SIPResponseBuilder.response(to: message.bytes, code: code, reason: reason) {
+            outbox.append(.send(response, to: flow))
+        }
+    }
+
+    private mutating func refuseUnparsable(_ inbound: Inbound, _ error: any Error) {
+        let explanation = (error as? SIPParseError)?.explanation ?? "\(error)"
+        if let response = SIPResponseBuilder.badRequest(inbound.bytes, explanation: explanation) {
+            outbox.append(.report(.refused(reason: explanation, from: inbound.flow, answered: 400)))
+            outbox.append(.send(response, to: inbound.flow))
+        } else {
+            outbox.append(.report(.refused(reason: explanation, from: inbound.flow, answered: nil)))
+        }
+    }
+
+    static let branchPrefix = "z9hG4bK-ag"
+
+    /// A branch derived from the request's own top branch and where it came from (RFC 3261 16.11), so that a
+    /// retransmission, and the CANCEL or non-2xx ACK of an INVITE, get the same branch.
+    static func branch(for message: SIPMessage, flow: SIPFlow, salt: UInt64) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ salt
+        func mix(_ bytes: some Sequence<UInt8>) {
+            for byte in bytes {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x100_0000_01b3
+            }
+        }
+        mix((message.topVia.branch ?? message.callID).utf8)
+        mix(flow.description.utf8)
+        return branchPrefix + String(hash, radix: 36)
+    }
+
+    static func token(_ counter: UInt64, salt: UInt64) -> String {
+        var value = counter &* 0x9E37_79B9_7F4A_7C15 ^ salt
+        value ^= value >> 29
+        return String(value, radix: 36)
+    }
+
+    static func appendHostPort(_ address: IPAddress, _ port: UInt16, to out: inout [UInt8]) {
+        if address.isIPv4 {
+            address.appendASCII(to: &out)
+        } else {
+            out.append(ASCII.openBracket)
+            address.appendASCII(to: &out)
+            out.append(ASCII.closeBracket)
+        }
+        out.append(ASCII.colon)
+        ASCII.appendDecimal(Int(port), to: &out)
+    }
+}
+
+/// One message on its way through the engine: the parsed message, the edits so far, and its media plan.
+struct SIPMessageWork: Sendable {
+    var message: SIPMessage
+    var flow: SIPFlow
+    var side: SIPSide
+    var now: Double
+    var editor: SIPMessageEditor
+    var destination: SIPFlow
+    var callID: String
+    var summary = ""
+    var closesDialog = false
+    var sdp: (range: Range<Int>, description: SDPSessionDescription)?
+    /// m= line index -> relay id.
+    var streamRelays: [Int: UInt64] = [:]
+    /// relay id -> (outside port, inside port), once known.
+    var relayPorts: [UInt64: (UInt16, UInt16)] = [:]
+    var relayRequests: [SIPMediaRequest] = []
+
+    init(message: SIPMessage, flow: SIPFlow, side: SIPSide, now: Double) {
+        self.message = message
+        self.flow = flow
+        self.side = side
+        self.now = now
+        self.editor = SIPMessageEditor(message)
+        self.destination = flow
+        self.callID = message.callID
+    }
+}
