@@ -12,8 +12,10 @@ import Foundation
 public struct AlgateConfiguration: Hashable, Sendable {
     /// The `[pinholes]` table.
     public var pinholes: PinholeSettings
-    /// The `[[ftp]]` tables, in the order of the file; never empty after parsing.
+    /// The `[[ftp]]` tables, in the order of the file (parsing requires at least one `[[ftp]]` or `[[sip]]`).
     public var ftp: [FTPListenerSettings]
+    /// The `[[sip]]` tables, in the order of the file.
+    public var sip: [SIPListenerSettings]
     /// The `[log]` table.
     public var log: LogSettings
     /// Top-level key `shutdown-grace` (default `"10s"`): how long running sessions may finish after SIGTERM.
@@ -23,11 +25,13 @@ public struct AlgateConfiguration: Hashable, Sendable {
     public init(
         pinholes: PinholeSettings = PinholeSettings(),
         ftp: [FTPListenerSettings] = [],
+        sip: [SIPListenerSettings] = [],
         log: LogSettings = LogSettings(),
         shutdownGrace: Duration = .seconds(10)
     ) {
         self.pinholes = pinholes
         self.ftp = ftp
+        self.sip = sip
         self.log = log
         self.shutdownGrace = shutdownGrace
     }

@@ -8,12 +8,16 @@ import AlgateRewrite
 /// (in the order of the file), then each known key.
 struct ConfigurationDecoder {
     /// Top-level tables that later versions of algate will read; this one refuses them rather than ignore them.
-    static let unsupportedTopLevelKeys: Set<String> = ["sip", "policy"]
-    static let topLevelKeys = ["pinholes", "ftp", "log", "shutdown-grace"]
+    static let unsupportedTopLevelKeys: Set<String> = ["policy"]
+    static let topLevelKeys = ["pinholes", "ftp", "sip", "log", "shutdown-grace"]
     static let pinholeKeys = ["backend", "ports", "timeout", "per-session", "max"]
     static let ftpKeys = [
         "listen", "upstream", "mode", "public-address", "data-address", "max-line-length", "idle-timeout",
         "max-sessions", "allow-privileged-ports",
+    ]
+    static let sipKeys = [
+        "listen", "upstream", "mode", "transports", "public-address", "inside-address", "media-timeout",
+        "keepalive-interval", "max-message-size", "max-connections",
     ]
     static let logKeys = ["level"]
     static let maxLineLengthRange = 512...1_048_576
@@ -28,13 +32,15 @@ struct ConfigurationDecoder {
 
         let pinholes = try decodePinholes()
         let listeners = try decodeFTPListeners()
+        let sip = try decodeSIPListeners()
         let log = try decodeLog()
 
-        guard !listeners.isEmpty else {
-            throw ConfigurationError(source: sources.source, message: "nothing to do: no [[ftp]] listener")
+        guard !listeners.isEmpty || !sip.isEmpty else {
+            throw ConfigurationError(source: sources.source, message: "nothing to do: no [[ftp]] or [[sip]] listener")
         }
         try checkListeners(listeners, against: pinholes)
-        return AlgateConfiguration(pinholes: pinholes, ftp: listeners, log: log, shutdownGrace: shutdownGrace)
+        try checkSIPListeners(sip, ftp: listeners, against: pinholes)
+        return AlgateConfiguration(pinholes: pinholes, ftp: listeners, sip: sip, log: log, shutdownGrace: shutdownGrace)
     }
 
     // MARK: Tables
@@ -127,6 +133,104 @@ struct ConfigurationDecoder {
         if let sessions = try reader.integer("max-sessions", atLeast: 1) { settings.maxSessions = sessions }
         if let allow = try reader.bool("allow-privileged-ports") { settings.allowPrivilegedPorts = allow }
         return settings
+    }
+
+    private func decodeSIPListeners() throws(ConfigurationError) -> [SIPListenerSettings] {
+        let path = ConfigPath(keys: ["sip"])
+        guard let node = root["sip"] else { return [] }
+        guard case .array(let items) = node else {
+            if case .table = node {
+                throw sources.error(at: path, value: nil, "expected [[sip]] (an array of tables), not [sip]")
+            }
+            throw sources.error(at: path, value: node, "expected [[sip]] tables, not \(node.typeName)")
+        }
+        var listeners: [SIPListenerSettings] = []
+        for (index, item) in items.enumerated() {
+            let itemPath = path.appending(index: index)
+            guard case .table(let table) = item else {
+                throw sources.error(at: itemPath, value: item, "expected a table, not \(item.typeName)")
+            }
+            try checkKeys(table, at: itemPath, known: Self.sipKeys)
+            listeners.append(try decodeSIPListener(TableReader(table: table, path: itemPath, sources: sources), table))
+        }
+        return listeners
+    }
+
+    private func decodeSIPListener(_ reader: TableReader, _ table: [String: TOMLNode])
+        throws(ConfigurationError) -> SIPListenerSettings {
+        guard let listen = try reader.endpoint("listen") else {
+            throw sources.error(at: reader.path.appending("listen"), value: nil, "required key is missing")
+        }
+        var settings = SIPListenerSettings(listen: listen, line: sources.exactLine(of: reader.path) ?? 0)
+        settings.upstream = try reader.endpoint("upstream")
+        if let upstream = settings.upstream, upstream.address.isUnspecified {
+            throw reader.error("upstream", "the unspecified address cannot be an upstream")
+        }
+        if let mode = try reader.string("mode") {
+            guard let value = FTPListenerSettings.Mode(rawValue: mode) else {
+                throw reader.error("mode", "expected \"reverse\" or \"transparent\"")
+            }
+            settings.mode = value
+        } else {
+            settings.mode = settings.upstream == nil ? .transparent : .reverse
+        }
+        switch (settings.mode, settings.upstream) {
+        case (.reverse, nil):
+            throw reader.error("mode", "reverse mode needs an upstream (add upstream = \"ADDRESS:PORT\")")
+        case (.transparent, _?):
+            throw reader.error("upstream", "transparent mode takes no upstream")
+        default:
+            break
+        }
+        if let node = table["transports"] {
+            guard case .array(let items) = node, !items.isEmpty else {
+                throw reader.error("transports", "expected a non-empty array such as [\"udp\", \"tcp\"]")
+            }
+            var transports: Set<SIPTransport> = []
+            for item in items {
+                guard case .string(let name) = item, let transport = SIPTransport(rawValue: name.lowercased()) else {
+                    throw reader.error("transports", "expected \"udp\" and/or \"tcp\"")
+                }
+                transports.insert(transport)
+            }
+            settings.transports = transports
+        }
+        settings.publicAddress = try reader.address("public-address")
+        if let address = settings.publicAddress, address.isUnspecified {
+            throw reader.error("public-address", "the unspecified address cannot be announced to peers")
+        }
+        settings.insideAddress = try reader.address("inside-address")
+        if settings.publicAddress == nil, listen.address.isUnspecified {
+            throw reader.error("listen", "a wildcard listen address needs public-address (what peers are told)")
+        }
+        if settings.insideAddress == nil, listen.address.isUnspecified {
+            throw reader.error("listen", "a wildcard listen address needs inside-address (what upstream is told)")
+        }
+        if let timeout = try reader.duration("media-timeout", allowZero: false) { settings.mediaTimeout = timeout }
+        if let interval = try reader.duration("keepalive-interval", allowZero: false) {
+            settings.keepAliveInterval = interval
+        }
+        if let size = try reader.integer("max-message-size", in: 1024...1_048_576) { settings.maxMessageSize = size }
+        if let connections = try reader.integer("max-connections", atLeast: 1) { settings.maxConnections = connections }
+        return settings
+    }
+
+    /// SIP listeners: none inside the pinhole ports, none on an endpoint another listener has.
+    private func checkSIPListeners(
+        _ listeners: [SIPListenerSettings], ftp: [FTPListenerSettings], against pinholes: PinholeSettings
+    ) throws(ConfigurationError) {
+        var seen = Set(ftp.map(\.listen))
+        for (index, listener) in listeners.enumerated() {
+            let path = ConfigPath(keys: ["sip"]).appending(index: index).appending("listen")
+            let value = TOMLNode.string(listener.listen.description)
+            if pinholes.ports.contains(listener.listen.port) {
+                let range = "\(pinholes.ports.lowerBound)-\(pinholes.ports.upperBound)"
+                throw sources.error(at: path, value: value, "overlaps pinholes.ports (\(range))")
+            }
+            guard seen.insert(listener.listen).inserted else {
+                throw sources.error(at: path, value: value, "another listener already uses this endpoint")
+            }
+        }
     }
 
     /// Checks across listeners: none inside the pinhole ports, no two on one endpoint.

@@ -17,6 +17,7 @@ public final class Gateway: Service, Sendable {
     private let backend: UserspacePinholeBackend
     private let registry = SessionRegistry()
     private let listeners: [FTPListener]
+    private let sipListeners: [SIPListener]
     private let ready: (@Sendable ([Endpoint]) -> Void)?
 
     /// Checks that this build can serve `configuration`; the errors name the key and line.
@@ -44,6 +45,22 @@ public final class Gateway: Service, Sendable {
             proxy.pinholeTimeout = configuration.pinholes.timeout
             ftp.append(proxy)
         }
+        var sip: [SIPProxyConfiguration] = []
+        for listener in configuration.sip {
+            guard listener.mode == .reverse, let upstream = listener.upstream else {
+                throw GatewayError("line \(listener.line): [[sip]] listen = \"\(listener.listen)\": transparent mode is "
+                    + "not available in this build; set upstream")
+            }
+            var proxy = SIPProxyConfiguration(listen: listener.listen, upstream: upstream)
+            proxy.transports = listener.transports
+            proxy.publicAddress = listener.publicAddress
+            proxy.insideAddress = listener.insideAddress
+            proxy.mediaTimeout = listener.mediaTimeout
+            proxy.keepAliveInterval = listener.keepAliveInterval
+            proxy.maxConnections = listener.maxConnections
+            proxy.limits.maxMessageBytes = listener.maxMessageSize
+            sip.append(proxy)
+        }
         self.configuration = configuration
         self.logger = logger
         self.group = group
@@ -57,14 +74,17 @@ public final class Gateway: Service, Sendable {
         self.listeners = ftp.map {
             FTPListener(configuration: $0, group: group, backend: backend, registry: registry, logger: logger)
         }
+        self.sipListeners = sip.map { SIPListener(configuration: $0, group: group, backend: backend, logger: logger) }
     }
 
     public func run() async throws {
         var bound: [Endpoint] = []
         do {
             for listener in listeners { bound.append(try await listener.start()) }
+            for listener in sipListeners { bound.append(try await listener.start()) }
         } catch {
             for listener in listeners { await listener.stop() }
+            for listener in sipListeners { await listener.stop() }
             throw GatewayError("cannot listen: \(error)")
         }
         logger.info("algate ready", metadata: [
@@ -80,6 +100,8 @@ public final class Gateway: Service, Sendable {
             "sessions": "\(registry.count)", "grace": "\(configuration.shutdownGrace)",
         ])
         for listener in listeners { await listener.stop() }
+        // SIP has no sessions to drain: calls keep their media until the relays close with the listener.
+        for listener in sipListeners { await listener.stop() }
         registry.beginDraining()
         let registry = self.registry
         let grace = configuration.shutdownGrace

@@ -22,11 +22,17 @@ struct CheckConfigCommand: ParsableCommand {
             throw UsageError(message: error.description)
         }
         let ports = configuration.pinholes.ports
-        print("\(file): ok: \(configuration.ftp.count) FTP listener(s); pinholes \(configuration.pinholes.backend.rawValue) "
+        print("\(file): ok: \(configuration.ftp.count) FTP listener(s), \(configuration.sip.count) SIP listener(s); "
+            + "pinholes \(configuration.pinholes.backend.rawValue) "
             + "on ports \(ports.lowerBound)-\(ports.upperBound), timeout \(configuration.pinholes.timeout)")
         for listener in configuration.ftp {
             let upstream = listener.upstream.map { "-> \($0)" } ?? "(transparent)"
             print("  ftp \(listener.listen) \(upstream)")
+        }
+        for listener in configuration.sip {
+            let upstream = listener.upstream.map { "-> \($0)" } ?? "(transparent)"
+            let transports = listener.transports.map(\.rawValue).sorted().joined(separator: "+")
+            print("  sip \(listener.listen) \(transports) \(upstream)")
         }
     }
 }

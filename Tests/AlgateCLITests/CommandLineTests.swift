@@ -13,7 +13,7 @@ import Testing
         let config = ProcessRunner.repository.appendingPathComponent("Config/algate.toml").path
         let result = try ProcessRunner.algate(["check-config", config])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains("ok: 1 FTP listener(s)"))
+        #expect(result.stdout.contains("ok: 1 FTP listener(s), 0 SIP listener(s)"))
         #expect(result.stdout.contains("ftp 127.0.0.1:2121 -> 127.0.0.2:2121"))
     }
 

@@ -41,7 +41,7 @@ struct DefaultConfigFileTests {
     }
 
     /// The commented-out examples work as documented once uncommented: the IPv6 and transparent listeners parse,
-    /// [[sip]] and [[policy.deny]] are refused as unsupported.
+    /// the [[sip]] example parses, and [[policy.deny]] is refused as unsupported.
     @Test func commentedExamplesBehaveAsDocumented() throws {
         let lines = try Self.lines()
         let withListeners = Self.uncommentingBlocks(startingWith: "[[ftp]]", in: lines)
@@ -55,12 +55,13 @@ struct DefaultConfigFileTests {
         #expect(configuration.ftp[2].upstream == nil)
         #expect(configuration.ftp[2].publicAddress == IPAddress("203.0.113.7"))
 
-        let sipText = Self.uncommentingBlocks(startingWith: "[[sip]]", in: lines)
-        let sipLine = try #require(sipText.split(separator: "\n", omittingEmptySubsequences: false).firstIndex(of: "[[sip]]"))
-        let sipError = try #require(parseError(sipText, source: "algate.toml"))
-        #expect(sipError.key == "sip")
-        #expect(sipError.line == sipLine + 1)
-        #expect(sipError.message == "not supported by this version of algate")
+        let sip = try AlgateConfiguration.parse(Self.uncommentingBlocks(startingWith: "[[sip]]", in: lines))
+        #expect(sip.sip.count == 1)
+        #expect(sip.sip[0].listen == Endpoint("0.0.0.0:5060"))
+        #expect(sip.sip[0].upstream == Endpoint("10.0.0.6:5060"))
+        #expect(sip.sip[0].transports == [.udp, .tcp])
+        #expect(sip.sip[0].publicAddress == IPAddress("203.0.113.7"))
+        #expect(sip.sip[0].insideAddress == IPAddress("10.0.0.1"))
 
         let policyError = try #require(parseError(Self.uncommentingBlocks(startingWith: "[[policy.deny]]", in: lines)))
         #expect(policyError.key == "policy")

@@ -94,17 +94,49 @@ struct ValidationErrorTests {
         #expect(error.line == 5)
     }
 
-    @Test func sipIsNotSupported() throws {
-        let error = try #require(parseError(minimalFTP + """
+    @Test func sipListenersParseWithTheirDefaults() throws {
+        let configuration = try AlgateConfiguration.parse(minimalFTP + """
 
             [[sip]]
-            listen = "0.0.0.0:5060"
+            listen = "127.0.0.1:5070"
+            upstream = "127.0.0.3:5060"
+            transports = ["udp"]
+            media-timeout = "10s"
+            """)
+        #expect(configuration.sip.count == 1)
+        #expect(configuration.sip[0].transports == [.udp])
+        #expect(configuration.sip[0].mode == .reverse)
+        #expect(configuration.sip[0].mediaTimeout == .seconds(10))
+        #expect(configuration.sip[0].keepAliveInterval == .seconds(25))
+        #expect(configuration.sip[0].line == 5)
+    }
+
+    @Test func sipListenerErrorsNameKeyAndLine() throws {
+        let transports = try #require(parseError(minimalFTP + """
+
+            [[sip]]
+            listen = "127.0.0.1:5070"
+            upstream = "127.0.0.3:5060"
+            transports = ["sctp"]
             """, source: "algate.toml"))
-        #expect(error.key == "sip")
-        #expect(error.line == 5)
-        #expect(error.value == nil)
-        #expect(error.message == "not supported by this version of algate")
-        #expect(error.description == "algate.toml:5: sip: not supported by this version of algate")
+        #expect(transports.key == "sip[0].transports")
+        #expect(transports.line == 8)
+        let wildcard = try #require(parseError(minimalFTP + """
+
+            [[sip]]
+            listen = "0.0.0.0:5070"
+            upstream = "127.0.0.3:5060"
+            """))
+        #expect(wildcard.key == "sip[0].listen")
+        #expect(wildcard.message.contains("public-address"))
+        let clash = try #require(parseError(minimalFTP + """
+
+            [[sip]]
+            listen = "127.0.0.1:2121"
+            upstream = "127.0.0.3:5060"
+            """))
+        #expect(clash.key == "sip[0].listen")
+        #expect(clash.message == "another listener already uses this endpoint")
     }
 
     @Test func policyIsNotSupported() throws {
@@ -336,10 +368,10 @@ struct ValidationErrorTests {
     @Test func noListener() throws {
         for text in ["", "[pinholes]\ntimeout = \"5s\"\n", "ftp = []\n"] {
             let error = try #require(parseError(text, source: "empty.toml"))
-            #expect(error.message == "nothing to do: no [[ftp]] listener")
+            #expect(error.message == "nothing to do: no [[ftp]] or [[sip]] listener")
             #expect(error.source == "empty.toml")
             #expect(error.key == nil)
-            #expect(error.description == "empty.toml: nothing to do: no [[ftp]] listener")
+            #expect(error.description == "empty.toml: nothing to do: no [[ftp]] or [[sip]] listener")
         }
     }
 

@@ -18,7 +18,8 @@ struct SIPHeaderSection {
         case incomplete(startLine: Range<Int>?)
     }
 
-    /// Scans from offset 0, which must be the first byte of the start line.
+    /// Scans from offset 0, which must be the first byte of the start line. The start line is checked (not its
+    /// URI) as soon as it is complete.
     static func scan(_ bytes: UnsafeRawBufferPointer, limits: SIPLimits) throws(SIPParseError) -> Scan {
         let count = bytes.count
         var startLine: Range<Int>? = nil
@@ -61,6 +62,8 @@ struct SIPHeaderSection {
             if lineEnd > limits.maxHeaderBytes { throw .tooLarge("header section") }
 
             if startLine == nil {
+                // Judge the start line as soon as it is whole: junk is refused before anything after it is read.
+                _ = try SIPStartLineParser.parse(bytes, lineStart..<contentEnd)
                 startLine = lineStart..<contentEnd
             } else if contentEnd == lineStart {
                 finish()

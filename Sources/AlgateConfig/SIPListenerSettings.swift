@@ -1,0 +1,33 @@
+public import AlgateRewrite
+
+/// One `[[sip]]` table: a SIP listener (UDP and/or TCP on one address and port) and where its messages go.
+public struct SIPListenerSettings: Hashable, Sendable {
+    /// Key `listen` (required): `"0.0.0.0:5060"` or `"[::1]:5060"`.
+    public var listen: Endpoint
+    /// Key `transports`: `["udp", "tcp"]` (default both).
+    public var transports: Set<SIPTransport> = [.udp, .tcp]
+    /// Key `upstream`: the PBX or registrar. Required in reverse mode.
+    public var upstream: Endpoint?
+    /// Key `mode`: `"reverse"` when upstream is set; `"transparent"` otherwise.
+    public var mode: FTPListenerSettings.Mode
+    /// Key `public-address`: what outside peers are told in Via, Contact and SDP (default: the listen address).
+    public var publicAddress: IPAddress?
+    /// Key `inside-address`: the gateway's address towards upstream (default: the listen address).
+    public var insideAddress: IPAddress?
+    /// Key `media-timeout`: a media relay with no packet for this long closes.
+    public var mediaTimeout: Duration = .seconds(60)
+    /// Key `keepalive-interval`: how often a registered phone's NAT mapping is refreshed.
+    public var keepAliveInterval: Duration = .seconds(25)
+    /// Key `max-message-size`: the largest SIP message accepted, in bytes (1024...1_048_576).
+    public var maxMessageSize: Int = 65_535
+    /// Key `max-connections`: TCP connections from outside at once.
+    public var maxConnections: Int = 1000
+    /// The line of this `[[sip]]` header, for messages; 0 when not from a file.
+    public var line: Int
+
+    public init(listen: Endpoint, line: Int = 0) {
+        self.listen = listen
+        self.mode = .transparent
+        self.line = line
+    }
+}
