@@ -66,6 +66,8 @@ public struct SIPGatewayStateMachine: Sendable {
     private var mappingByKey: [String: String] = [:]
     var dialogs: [String: Dialog] = [:]
     private var nextID: UInt64 = 1
+    /// The remote end of each outside TCP connection, so responses name the connection's real peer.
+    private var connectionRemotes: [UInt64: Endpoint] = [:]
     private let tokenSalt = UInt64.random(in: 1...UInt64.max)
 
     public init(context: SIPGatewayContext, limits: SIPLimits = .init()) {
@@ -137,6 +139,7 @@ public struct SIPGatewayStateMachine: Sendable {
 
     /// A TCP connection went away: mappings that lived on it are dead.
     public mutating func connectionClosed(_ flow: SIPFlow) {
+        if let connection = flow.connection { connectionRemotes[connection] = nil }
         for (token, mapping) in mappings where mapping.flow.connection == flow.connection
             && mapping.flow.transport == .tcp {
             removeMapping(token)
@@ -159,6 +162,9 @@ public struct SIPGatewayStateMachine: Sendable {
     // MARK: Messages
 
     private mutating func handle(_ inbound: Inbound) {
+        if inbound.side == .outside, inbound.flow.transport == .tcp, let connection = inbound.flow.connection {
+            connectionRemotes[connection] = inbound.flow.remote
+        }
         let message: SIPMessage
         do {
             message = try SIPMessage.parse(inbound.bytes, limits: limits)
@@ -280,7 +286,8 @@ public struct SIPGatewayStateMachine: Sendable {
             work.editor.insert(params, at: via.parametersEnd)
         }
         if let rport, rport.value == nil {
-            work.editor.replace(rport.range, with: Array("rport=\(source.port)".utf8))
+            // The parameter's range starts at its ';'.
+            work.editor.replace(rport.range, with: Array(";rport=\(source.port)".utf8))
         }
     }
 
@@ -311,8 +318,12 @@ public struct SIPGatewayStateMachine: Sendable {
                 return false
             }
             let port = next.rport ?? next.port ?? 5060
-            work.destination = SIPFlow(transport: work.flow.transport, remote: Endpoint(address: address, port: port),
-                                       connection: work.flow.connection)
+            var remote = Endpoint(address: address, port: port)
+            if work.flow.transport == .tcp, let connection = work.flow.connection, let known = connectionRemotes[connection] {
+                // Over TCP the response goes back on the request's connection, whatever the Via says.
+                remote = known
+            }
+            work.destination = SIPFlow(transport: work.flow.transport, remote: remote, connection: work.flow.connection)
         } else {
             work.destination = upstreamFlow(for: work.flow)
         }
