@@ -161,3 +161,22 @@ import Testing
         #expect(d.last?.to == SIPFlow(transport: .tcp, remote: Endpoint("198.51.100.20:40123")!, connection: 7))
     }
 }
+
+@Suite struct SIPRecordRouteTests {
+    @Test func aDialogCreatingRequestIsDoubleRecordRoutedAndOurRoutesAreStripped() throws {
+        var d = SIPGatewayDriver()
+        d.fromPhone(SIPSamples.invite())
+        let forwarded = try #require(d.last).text
+        #expect(forwarded.contains("Record-Route: <sip:10.0.0.1:5060;lr>\r\nRecord-Route: <sip:203.0.113.7:5060;lr>\r\n"))
+        // An in-dialog BYE from the phone follows the route set: our entries are consumed, the rest stays.
+        let bye = "BYE sip:bob@203.0.113.7:5060;algate=x SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK-b\r\n"
+            + "Route: <sip:203.0.113.7:5060;lr>, <sip:10.0.0.1:5060;lr>\r\nRoute: <sip:10.0.0.9;lr>\r\n"
+            + "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>;tag=b1\r\n"
+            + "Call-ID: call-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        d.fromPhone(bye)
+        let sent = try #require(d.last).text
+        #expect(!sent.contains("Route: <sip:203.0.113.7"))
+        #expect(sent.contains("Route: <sip:10.0.0.9;lr>\r\n"))
+        #expect(!sent.contains("Record-Route"))
+    }
+}

@@ -269,6 +269,10 @@ public struct SIPGatewayStateMachine: Sendable {
         via.append(contentsOf: Array(";branch=\(branch)\r\n".utf8))
         work.editor.insertHeaderLine(via, before: message.field(.via)?.lineRange.lowerBound ?? message.headerEnd)
         rewriteContacts(&work, registering: method == "REGISTER")
+        stripOwnRoutes(&work)
+        if ["INVITE", "SUBSCRIBE", "REFER"].contains(method), message.to.tag == nil {
+            recordRoute(&work)
+        }
         work.summary = "\(method) \(message.text(uriRange))"
         switch method {
         case "BYE", "CANCEL": work.closesDialog = true
@@ -288,6 +292,49 @@ public struct SIPGatewayStateMachine: Sendable {
         if let rport, rport.value == nil {
             // The parameter's range starts at its ';'.
             work.editor.replace(rport.range, with: Array(";rport=\(source.port)".utf8))
+        }
+    }
+
+    /// Double Record-Route (RFC 5658): the gateway stays in the path of the dialog, and each side's route set
+    /// names the gateway by the address that side can reach, never a proxy's private address first.
+    private mutating func recordRoute(_ work: inout SIPMessageWork) {
+        let towardsInside = work.side == .outside
+        // The entry nearest the callee comes first: the interface the request leaves by.
+        let order = towardsInside
+            ? [(context.insideAddress, context.insidePort), (context.publicAddress, context.publicPort)]
+            : [(context.publicAddress, context.publicPort), (context.insideAddress, context.insidePort)]
+        var lines = [UInt8]()
+        for (address, port) in order {
+            lines.append(contentsOf: "Record-Route: <sip:".utf8)
+            SIPGatewayStateMachine.appendHostPort(address, port, to: &lines)
+            if work.flow.transport == .tcp { lines.append(contentsOf: ";transport=tcp".utf8) }
+            lines.append(contentsOf: ";lr>\r\n".utf8)
+        }
+        let message = work.message
+        let at = message.fields(.recordRoute).first?.lineRange.lowerBound
+            ?? message.field(.callID)?.lineRange.lowerBound ?? message.headerEnd
+        work.editor.insertHeaderLine(lines, before: at)
+    }
+
+    /// Removes the Route entries that name this gateway (it is where the request already is).
+    private mutating func stripOwnRoutes(_ work: inout SIPMessageWork) {
+        let message = work.message
+        let ours = message.routes.filter { route in
+            guard let address = route.uri.host.address else { return false }
+            let port = route.uri.port ?? 5060
+            return (address.isSameHost(as: context.publicAddress) && port == context.publicPort)
+                || (address.isSameHost(as: context.insideAddress) && port == context.insidePort)
+        }
+        guard !ours.isEmpty else { return }
+        for field in message.fields(.route) {
+            let values = message.routes.filter { field.valueRange.contains($0.range.lowerBound) }
+            let mine = values.filter { value in ours.contains { $0.range == value.range } }
+            if mine.count == values.count {
+                work.editor.removeRange(field.lineRange)
+            } else if let first = mine.first, let removal = message.removalRange(ofValue: first.range) {
+                // Ours come first in a field; one at a time keeps the removals apart.
+                work.editor.removeRange(removal)
+            }
         }
     }
 
