@@ -139,7 +139,7 @@ public final class MediaRelay: Sendable {
     /// the RTP port + 1. A side that already latched onto real packets keeps its latched address.
     public func setPeer(outside: Bool, _ endpoint: Endpoint?, rtcpPort: UInt16?) {
         guard let endpoint else { return }
-        let apply = { [self] in
+        let apply: @Sendable () -> Void = { [self] in
             let rtp: Socket = outside ? .outsideRTP : .insideRTP
             let rtcp: Socket = outside ? .outsideRTCP : .insideRTCP
             if !state.value.latched.contains(rtp) {
