@@ -8,13 +8,14 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "algate",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "algate", targets: ["algate"]),
         .library(name: "AlgateRewrite", targets: ["AlgateRewrite"]),
         .library(name: "AlgatePinholes", targets: ["AlgatePinholes"]),
         .library(name: "AlgateProxy", targets: ["AlgateProxy"]),
         .library(name: "AlgateConfig", targets: ["AlgateConfig"]),
+        .library(name: "AlgatePolicy", targets: ["AlgatePolicy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -40,6 +41,9 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // libpcre2-8, for policy patterns.
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+        .target(name: "AlgatePolicy", dependencies: ["CPCRE2", "AlgateRewrite"], swiftSettings: strict),
         .target(
             name: "AlgateConfig",
             dependencies: [
@@ -81,6 +85,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "AlgatePolicyTests", dependencies: ["AlgatePolicy", "AlgateRewrite"], swiftSettings: strict),
         .testTarget(name: "AlgateConfigTests", dependencies: ["AlgateConfig", "AlgateRewrite"], swiftSettings: strict),
         .testTarget(name: "AlgateCLITests", dependencies: ["algate"], swiftSettings: strict),
         .testTarget(
