@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "AlgateConfig",
             dependencies: [
-                "AlgateRewrite",
+                "AlgateRewrite", "AlgatePolicy",
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: strict
@@ -55,11 +55,12 @@ let package = Package(
         .target(
             name: "AlgateProxy",
             dependencies: [
-                "AlgateRewrite", "AlgatePinholes", "AlgateConfig",
+                "AlgateRewrite", "AlgatePinholes", "AlgateConfig", "AlgatePolicy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -86,7 +87,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "AlgatePolicyTests", dependencies: ["AlgatePolicy", "AlgateRewrite"], swiftSettings: strict),
-        .testTarget(name: "AlgateConfigTests", dependencies: ["AlgateConfig", "AlgateRewrite"], swiftSettings: strict),
+        .testTarget(name: "AlgateConfigTests", dependencies: ["AlgateConfig", "AlgateRewrite", "AlgatePolicy"], swiftSettings: strict),
         .testTarget(name: "AlgateCLITests", dependencies: ["algate"], swiftSettings: strict),
         .testTarget(
             name: "AlgateProxyTests",

@@ -1,3 +1,4 @@
+public import AlgatePolicy
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -16,6 +17,8 @@ public struct AlgateConfiguration: Hashable, Sendable {
     public var ftp: [FTPListenerSettings]
     /// The `[[sip]]` tables, in the order of the file.
     public var sip: [SIPListenerSettings]
+    /// The `[[policy.allow]]`, `[[policy.deny]]` and `[[policy.log]]` rules, compiled, in the order of the file.
+    public var policy: PolicyEngine
     /// The `[log]` table.
     public var log: LogSettings
     /// Top-level key `shutdown-grace` (default `"10s"`): how long running sessions may finish after SIGTERM.
@@ -26,12 +29,14 @@ public struct AlgateConfiguration: Hashable, Sendable {
         pinholes: PinholeSettings = PinholeSettings(),
         ftp: [FTPListenerSettings] = [],
         sip: [SIPListenerSettings] = [],
+        policy: PolicyEngine = PolicyEngine(),
         log: LogSettings = LogSettings(),
         shutdownGrace: Duration = .seconds(10)
     ) {
         self.pinholes = pinholes
         self.ftp = ftp
         self.sip = sip
+        self.policy = policy
         self.log = log
         self.shutdownGrace = shutdownGrace
     }

@@ -1,3 +1,4 @@
+import AlgatePolicy
 import AlgateRewrite
 
 /// Turns the parsed value tree into ``AlgateConfiguration``, checking every key on the way.
@@ -8,8 +9,10 @@ import AlgateRewrite
 /// (in the order of the file), then each known key.
 struct ConfigurationDecoder {
     /// Top-level tables that later versions of algate will read; this one refuses them rather than ignore them.
-    static let unsupportedTopLevelKeys: Set<String> = ["policy"]
-    static let topLevelKeys = ["pinholes", "ftp", "sip", "log", "shutdown-grace"]
+    static let unsupportedTopLevelKeys: Set<String> = []
+    static let topLevelKeys = ["pinholes", "ftp", "sip", "policy", "log", "shutdown-grace"]
+    static let policyKeys = ["allow", "deny", "log", "match-limit", "depth-limit"]
+    static let policyRuleKeys = ["protocol", "field", "header", "pattern", "sources", "response"]
     static let pinholeKeys = ["backend", "ports", "timeout", "per-session", "max"]
     static let ftpKeys = [
         "listen", "upstream", "mode", "public-address", "data-address", "max-line-length", "idle-timeout",
@@ -33,6 +36,7 @@ struct ConfigurationDecoder {
         let pinholes = try decodePinholes()
         let listeners = try decodeFTPListeners()
         let sip = try decodeSIPListeners()
+        let policy = try decodePolicy()
         let log = try decodeLog()
 
         guard !listeners.isEmpty || !sip.isEmpty else {
@@ -40,7 +44,8 @@ struct ConfigurationDecoder {
         }
         try checkListeners(listeners, against: pinholes)
         try checkSIPListeners(sip, ftp: listeners, against: pinholes)
-        return AlgateConfiguration(pinholes: pinholes, ftp: listeners, sip: sip, log: log, shutdownGrace: shutdownGrace)
+        return AlgateConfiguration(pinholes: pinholes, ftp: listeners, sip: sip, policy: policy, log: log,
+                                   shutdownGrace: shutdownGrace)
     }
 
     // MARK: Tables
@@ -213,6 +218,108 @@ struct ConfigurationDecoder {
         if let size = try reader.integer("max-message-size", in: 1024...1_048_576) { settings.maxMessageSize = size }
         if let connections = try reader.integer("max-connections", atLeast: 1) { settings.maxConnections = connections }
         return settings
+    }
+
+    /// `[policy]` limits and the `[[policy.allow]]`, `[[policy.deny]]`, `[[policy.log]]` rules, compiled and put in
+    /// the order they stand in the file (first match wins across the three lists).
+    private func decodePolicy() throws(ConfigurationError) -> PolicyEngine {
+        guard let reader = try subtable("policy", known: Self.policyKeys) else { return PolicyEngine() }
+        let matchLimit = try reader.integer("match-limit", in: 100...100_000_000) ?? 100_000
+        let depthLimit = try reader.integer("depth-limit", in: 10...10_000_000) ?? 10_000
+        var rules: [(line: Int, rule: PolicyRule)] = []
+        for action in [PolicyRule.Action.allow, .deny, .log] {
+            let path = ConfigPath(keys: ["policy", action.rawValue])
+            guard let node = reader.table[action.rawValue] else { continue }
+            guard case .array(let items) = node else {
+                throw sources.error(at: path, value: nil, "expected [[policy.\(action.rawValue)]] tables")
+            }
+            for (index, item) in items.enumerated() {
+                let itemPath = path.appending(index: index)
+                guard case .table(let table) = item else {
+                    throw sources.error(at: itemPath, value: item, "expected a table, not \(item.typeName)")
+                }
+                try checkKeys(table, at: itemPath, known: Self.policyRuleKeys)
+                let line = sources.exactLine(of: itemPath) ?? 0
+                let rule = try decodePolicyRule(TableReader(table: table, path: itemPath, sources: sources), table,
+                                                action: action, line: line,
+                                                limits: (UInt32(matchLimit), UInt32(depthLimit)))
+                rules.append((line, rule))
+            }
+        }
+        return PolicyEngine(rules: rules.sorted { $0.line < $1.line }.map(\.rule))
+    }
+
+    private func decodePolicyRule(
+        _ reader: TableReader, _ table: [String: TOMLNode], action: PolicyRule.Action, line: Int,
+        limits: (match: UInt32, depth: UInt32)
+    ) throws(ConfigurationError) -> PolicyRule {
+        guard let protocolName = try reader.string("protocol") else {
+            throw sources.error(at: reader.path.appending("protocol"), value: nil, "required key is missing (\"sip\" or \"ftp\")")
+        }
+        guard let application = PolicyRule.Application(rawValue: protocolName.lowercased()) else {
+            throw reader.error("protocol", "expected \"sip\" or \"ftp\"")
+        }
+        let header = try reader.string("header")
+        let fieldName = try reader.string("field")
+        let field: PolicyRule.Field
+        switch (application, fieldName?.lowercased(), header) {
+        case (_, _?, _?):
+            throw reader.error("header", "give either field or header, not both")
+        case (.sip, nil, let name?):
+            field = .sipHeader(name.lowercased())
+        case (.sip, "method"?, nil): field = .sipMethod
+        case (.sip, "request-uri"?, nil): field = .sipRequestURI
+        case (.sip, let name?, nil) where ["from", "to", "user-agent", "contact"].contains(name):
+            field = .sipHeader(name)
+        case (.ftp, "verb"?, nil): field = .ftpVerb
+        case (.ftp, "argument"?, nil): field = .ftpArgument
+        case (.ftp, "user"?, nil): field = .ftpUser
+        case (.ftp, nil, _?):
+            throw reader.error("header", "FTP has no headers: use field = \"verb\", \"argument\" or \"user\"")
+        case (_, nil, nil):
+            throw sources.error(at: reader.path.appending("field"), value: nil, application == .sip
+                ? "required: field (method, request-uri, from, to, user-agent) or header = \"Name\""
+                : "required: field (verb, argument, user)")
+        case (_, _?, nil):
+            throw reader.error("field", application == .sip
+                ? "expected method, request-uri, from, to, user-agent or contact (or use header = \"Name\")"
+                : "expected verb, argument or user")
+        }
+        guard let patternText = try reader.string("pattern") else {
+            throw sources.error(at: reader.path.appending("pattern"), value: nil, "required key is missing")
+        }
+        let pattern: PolicyPattern
+        do {
+            pattern = try PolicyPattern(patternText, matchLimit: limits.match, depthLimit: limits.depth)
+        } catch {
+            throw reader.error("pattern", "does not compile at offset \(error.offset): \(error.message)")
+        }
+        var networks: [CIDR] = []
+        if let node = table["sources"] {
+            guard case .array(let items) = node else {
+                throw reader.error("sources", "expected an array of networks such as [\"10.0.0.0/8\"]")
+            }
+            for item in items {
+                guard case .string(let text) = item, let network = CIDR(text) else {
+                    throw reader.error("sources", "expected networks in CIDR notation such as \"10.0.0.0/8\"")
+                }
+                networks.append(network)
+            }
+        }
+        var response: PolicyRule.Response = application == .sip ? .reply(403) : .reply(field == .ftpUser ? 530 : 550)
+        if let text = try reader.string("response") {
+            if text.lowercased() == "drop" {
+                guard application == .sip else { throw reader.error("response", "FTP denials are answered: give a 4xx or 5xx code") }
+                response = .drop
+            } else if let code = Int(text), application == .sip ? (400...699).contains(code) : (400...599).contains(code) {
+                response = .reply(code)
+            } else {
+                throw reader.error("response", application == .sip ? "expected a code 400-699 or \"drop\"" : "expected a code 400-599")
+            }
+        }
+        let name = "\(reader.path)" + (line > 0 ? " (line \(line))" : "")
+        return PolicyRule(name: name, action: action, application: application, field: field, pattern: pattern,
+                          sources: networks, response: response)
     }
 
     /// SIP listeners: none inside the pinhole ports, none on an endpoint another listener has.

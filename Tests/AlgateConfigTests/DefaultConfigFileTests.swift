@@ -41,7 +41,7 @@ struct DefaultConfigFileTests {
     }
 
     /// The commented-out examples work as documented once uncommented: the IPv6 and transparent listeners parse,
-    /// the [[sip]] example parses, and [[policy.deny]] is refused as unsupported.
+    /// the [[sip]] example parses, and so do the [[policy.deny]] rules against SIP scanners.
     @Test func commentedExamplesBehaveAsDocumented() throws {
         let lines = try Self.lines()
         let withListeners = Self.uncommentingBlocks(startingWith: "[[ftp]]", in: lines)
@@ -63,9 +63,9 @@ struct DefaultConfigFileTests {
         #expect(sip.sip[0].publicAddress == IPAddress("203.0.113.7"))
         #expect(sip.sip[0].insideAddress == IPAddress("10.0.0.1"))
 
-        let policyError = try #require(parseError(Self.uncommentingBlocks(startingWith: "[[policy.deny]]", in: lines)))
-        #expect(policyError.key == "policy")
-        #expect(policyError.message == "not supported by this version of algate")
+        let policy = try AlgateConfiguration.parse(Self.uncommentingBlocks(startingWith: "[[policy.deny]]", in: lines))
+        #expect(policy.policy.rules.count >= 1)
+        #expect(policy.policy.rules.allSatisfy { $0.action == .deny && $0.application == .sip })
     }
 
     static func lines() throws -> [Substring] {

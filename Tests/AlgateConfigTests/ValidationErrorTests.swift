@@ -139,19 +139,60 @@ struct ValidationErrorTests {
         #expect(clash.message == "another listener already uses this endpoint")
     }
 
-    @Test func policyIsNotSupported() throws {
-        let deny = try #require(parseError(minimalFTP + """
+    @Test func policyRulesAreCompiledInFileOrderAcrossActions() throws {
+        let configuration = try AlgateConfiguration.parse(minimalFTP + """
             [[policy.deny]]
             protocol = "sip"
-            """))
-        #expect(deny.key == "policy")
-        #expect(deny.line == 4)
-        #expect(deny.message == "not supported by this version of algate")
+            header = "User-Agent"
+            pattern = "(?i)friendly-scanner"
+            response = "drop"
 
-        let table = try #require(parseError("[policy]\nmatch-limit = 1000\n" + minimalFTP))
-        #expect(table.key == "policy")
-        #expect(table.line == 1)
-        #expect(table.message == "not supported by this version of algate")
+            [[policy.allow]]
+            protocol = "ftp"
+            field = "user"
+            pattern = "^anonymous$"
+            sources = ["127.0.0.0/8", "::1"]
+
+            [[policy.deny]]
+            protocol = "ftp"
+            field = "verb"
+            pattern = "(?i)^site$"
+            """)
+        let rules = configuration.policy.rules
+        #expect(rules.map(\.action) == [.deny, .allow, .deny])
+        #expect(rules[0].field == .sipHeader("user-agent"))
+        #expect(rules[0].response == .drop)
+        #expect(rules[1].sources.count == 2)
+        #expect(rules[2].response == .reply(550))
+        #expect(rules[0].name == "policy.deny[0] (line 4)")
+    }
+
+    @Test func aPatternThatDoesNotCompileNamesRuleLineAndOffset() throws {
+        let error = try #require(parseError(minimalFTP + """
+            [[policy.deny]]
+            protocol = "sip"
+            field = "method"
+            pattern = "INV(ITE"
+            """, source: "algate.toml"))
+        #expect(error.key == "policy.deny[0].pattern")
+        #expect(error.line == 7)
+        #expect(error.value == "\"INV(ITE\"")
+        #expect(error.message.hasPrefix("does not compile at offset 7: missing closing parenthesis"))
+    }
+
+    @Test func policyRuleErrors() throws {
+        let noField = try #require(parseError(minimalFTP + "[[policy.deny]]\nprotocol = \"ftp\"\npattern = \"x\"\n"))
+        #expect(noField.key == "policy.deny[0].field")
+        let badProtocol = try #require(parseError(minimalFTP + "[[policy.log]]\nprotocol = \"http\"\nfield = \"verb\"\npattern = \"x\"\n"))
+        #expect(badProtocol.key == "policy.log[0].protocol")
+        let badSource = try #require(parseError(minimalFTP
+            + "[[policy.deny]]\nprotocol = \"sip\"\nfield = \"method\"\npattern = \"x\"\nsources = [\"10.0.0.0/40\"]\n"))
+        #expect(badSource.key == "policy.deny[0].sources")
+        let ftpDrop = try #require(parseError(minimalFTP
+            + "[[policy.deny]]\nprotocol = \"ftp\"\nfield = \"verb\"\npattern = \"x\"\nresponse = \"drop\"\n"))
+        #expect(ftpDrop.key == "policy.deny[0].response")
+        let unknown = try #require(parseError(minimalFTP + "[policy]\nmatch-limt = 5\n"))
+        #expect(unknown.key == "policy.match-limt")
     }
 
     // MARK: Types
