@@ -12,12 +12,14 @@ public final class FTPListener: Sendable {
     private let group: any EventLoopGroup
     private let backend: UserspacePinholeBackend
     private let registry: SessionRegistry
+    private let policy: PolicyStore?
     private let logger: Logger
     private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
 
     public init(configuration: FTPProxyConfiguration, group: any EventLoopGroup, backend: UserspacePinholeBackend,
-                registry: SessionRegistry, logger: Logger) {
+                registry: SessionRegistry, policy: PolicyStore? = nil, logger: Logger) {
         self.configuration = configuration
+        self.policy = policy
         self.group = group
         self.backend = backend
         self.registry = registry
@@ -103,7 +105,8 @@ public final class FTPListener: Sendable {
             publicAddress: (configuration.publicAddress ?? clientLocal.address).unmapped,
             insideAddress: (configuration.dataAddress ?? serverLocal.address).unmapped)
         let session = FTPSession(id: id, client: client, server: server, context: context,
-                                 configuration: configuration, backend: backend, registry: registry, logger: logger)
+                                 configuration: configuration, backend: backend, registry: registry, policy: policy,
+                                 logger: logger)
         for (channel, side) in [(client, FTPSide.client), (server, FTPSide.server)] {
             try channel.pipeline.syncOperations.addHandler(
                 ByteToMessageHandler(FTPLineDecoder(maxLineLength: configuration.maxLineLength)))

@@ -34,7 +34,7 @@ final class FTPSession {
 
     init(id: UInt64, client: any Channel, server: any Channel, context: FTPSessionContext,
          configuration: FTPProxyConfiguration, backend: UserspacePinholeBackend, registry: SessionRegistry,
-         logger: Logger) {
+         policy: PolicyStore? = nil, logger: Logger) {
         self.id = id
         self.eventLoop = client.eventLoop
         self.client = client
@@ -42,6 +42,10 @@ final class FTPSession {
         var engine = FTPSessionStateMachine.Configuration()
         engine.allowPrivilegedPorts = configuration.allowPrivilegedPorts
         self.machine = FTPSessionStateMachine(context: context, configuration: engine)
+        if let policy {
+            let client = context.client.address
+            machine.commandAdmission = { line, user in policy.admit(ftpCommand: line, user: user, from: client) }
+        }
         self.configuration = configuration
         self.backend = backend
         self.registry = registry

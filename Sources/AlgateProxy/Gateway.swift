@@ -5,6 +5,7 @@ public import Logging
 public import NIOCore
 import NIOPosix
 public import ServiceLifecycle
+import UnixSignals
 
 /// The whole gateway of one configuration: its listeners, its pinhole backend, its sessions.
 ///
@@ -19,12 +20,18 @@ public final class Gateway: Service, Sendable {
     private let listeners: [FTPListener]
     private let sipListeners: [SIPListener]
     private let ready: (@Sendable ([Endpoint]) -> Void)?
+    private let policy: PolicyStore
+    private let reload: (@Sendable () throws -> AlgateConfiguration)?
 
     /// Checks that this build can serve `configuration`; the errors name the key and line.
     ///
-    /// - Parameter ready: called with the bound listen addresses once every listener is up.
+    /// - Parameters:
+    ///   - ready: called with the bound listen addresses once every listener is up.
+    ///   - reload: reads the configuration again on SIGHUP; its policy rules replace the old ones at once, and on
+    ///     an error the old rules stay. Other changes need a restart (they are reported, not applied).
     public init(configuration: AlgateConfiguration, group: any EventLoopGroup, logger: Logger,
-                ready: (@Sendable ([Endpoint]) -> Void)? = nil) throws(GatewayError) {
+                ready: (@Sendable ([Endpoint]) -> Void)? = nil,
+                reload: (@Sendable () throws -> AlgateConfiguration)? = nil) throws(GatewayError) {
         if configuration.pinholes.backend != .userspace {
             throw GatewayError("pinholes.backend = \"\(configuration.pinholes.backend.rawValue)\": only the userspace "
                 + "backend is available in this build")
@@ -65,6 +72,9 @@ public final class Gateway: Service, Sendable {
         self.logger = logger
         self.group = group
         self.ready = ready
+        self.reload = reload
+        let policy = PolicyStore(configuration.policy, logger: logger)
+        self.policy = policy
         let backend = UserspacePinholeBackend(
             ports: configuration.pinholes.ports,
             limits: .init(perSession: configuration.pinholes.perSession, total: configuration.pinholes.maxTotal),
@@ -72,9 +82,12 @@ public final class Gateway: Service, Sendable {
         self.backend = backend
         let registry = self.registry
         self.listeners = ftp.map {
-            FTPListener(configuration: $0, group: group, backend: backend, registry: registry, logger: logger)
+            FTPListener(configuration: $0, group: group, backend: backend, registry: registry, policy: policy,
+                        logger: logger)
         }
-        self.sipListeners = sip.map { SIPListener(configuration: $0, group: group, backend: backend, logger: logger) }
+        self.sipListeners = sip.map {
+            SIPListener(configuration: $0, group: group, backend: backend, policy: policy, logger: logger)
+        }
     }
 
     public func run() async throws {
@@ -93,8 +106,17 @@ public final class Gateway: Service, Sendable {
         ])
         ready?(bound)
 
-        // Serve until SIGTERM/SIGINT (or cancellation).
-        try? await gracefulShutdown()
+        // Serve until SIGTERM/SIGINT (or cancellation); SIGHUP reloads the policy rules meanwhile.
+        await withTaskGroup(of: Void.self) { tasks in
+            if let reload {
+                let signals = await UnixSignalsSequence(trapping: .sighup)
+                tasks.addTask { [self] in
+                    for await _ in signals { self.reloadPolicy(reload) }
+                }
+            }
+            try? await gracefulShutdown()
+            tasks.cancelAll()
+        }
 
         logger.info("shutting down", metadata: [
             "sessions": "\(registry.count)", "grace": "\(configuration.shutdownGrace)",
@@ -116,6 +138,24 @@ public final class Gateway: Service, Sendable {
         }
         backend.shutdown()
         logger.info("stopped", metadata: ["clean": "\(finishedInTime)"])
+    }
+}
+
+extension Gateway {
+    /// SIGHUP: the new rules or, on any error, the old ones; never a mix.
+    func reloadPolicy(_ reload: @Sendable () throws -> AlgateConfiguration) {
+        do {
+            let fresh = try reload()
+            policy.replace(with: fresh.policy)
+            var unchanged = fresh
+            unchanged.policy = configuration.policy
+            if unchanged != configuration {
+                logger.notice("reload: only the policy rules were applied; other changes need a restart")
+            }
+            logger.notice("policy reloaded", metadata: ["rules": "\(fresh.policy.rules.count)"])
+        } catch {
+            logger.error("policy reload failed; the old rules stay", metadata: ["error": "\(error)"])
+        }
     }
 }
 

@@ -13,12 +13,14 @@ public final class SIPListener: Sendable {
     public let configuration: SIPProxyConfiguration
     private let loop: any EventLoop
     private let backend: UserspacePinholeBackend
+    private let policy: PolicyStore?
     private let logger: Logger
     private let core: NIOLoopBoundBox<SIPListenerCore?>
 
     public init(configuration: SIPProxyConfiguration, group: any EventLoopGroup, backend: UserspacePinholeBackend,
-                logger: Logger) {
+                policy: PolicyStore? = nil, logger: Logger) {
         self.configuration = configuration
+        self.policy = policy
         self.loop = group.next()
         self.backend = backend
         var logger = logger
@@ -33,8 +35,10 @@ public final class SIPListener: Sendable {
         let logger = self.logger
         let backend = self.backend
         let core = self.core
+        let policy = self.policy
         return try await loop.flatSubmit { [loop] in
-            let listenerCore = SIPListenerCore(configuration: configuration, loop: loop, backend: backend, logger: logger)
+            let listenerCore = SIPListenerCore(configuration: configuration, loop: loop, backend: backend,
+                                               policy: policy, logger: logger)
             core.value = listenerCore
             return listenerCore.bind()
         }.get()
@@ -91,7 +95,8 @@ final class SIPListenerCore {
     private var keepAlive: RepeatedTask?
     private let started = NIODeadline.now()
 
-    init(configuration: SIPProxyConfiguration, loop: any EventLoop, backend: UserspacePinholeBackend, logger: Logger) {
+    init(configuration: SIPProxyConfiguration, loop: any EventLoop, backend: UserspacePinholeBackend,
+         policy: PolicyStore?, logger: Logger) {
         self.configuration = configuration
         self.loop = loop
         self.backend = backend
@@ -103,6 +108,9 @@ final class SIPListenerCore {
                 insideAddress: configuration.insideAddress ?? listen.address, insidePort: listen.port,
                 upstream: configuration.upstream),
             limits: configuration.limits)
+        if let policy {
+            engine.admission = { message, flow, _ in policy.admit(message, from: flow) }
+        }
     }
 
     private var now: Double {

@@ -49,7 +49,10 @@ struct RunCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let gateway: Gateway
         do {
-            gateway = try Gateway(configuration: configuration, group: group, logger: logger)
+            let overrides = self.overrides
+            gateway = try Gateway(configuration: configuration, group: group, logger: logger, reload: {
+                try AlgateConfiguration.load(path: path, overrides: overrides)
+            })
         } catch {
             try? await group.shutdownGracefully()
             throw UsageError(message: "\(path): \(error)")

@@ -5,7 +5,7 @@
 public struct FTPCommandLine: Sendable {
     /// The verbs whose arguments or replies the gateway reads.
     public enum Verb: Hashable, Sendable {
-        case port, eprt, lprt, pasv, epsv, lpsv, auth, other
+        case port, eprt, lprt, pasv, epsv, lpsv, auth, user, other
     }
 
     public var verb: Verb
@@ -40,6 +40,7 @@ public struct FTPCommandLine: Sendable {
         case fourCC("EPSV"): return .epsv
         case fourCC("LPSV"): return .lpsv
         case fourCC("AUTH"): return .auth
+        case fourCC("USER"): return .user
         default: return .other
         }
     }

@@ -56,12 +56,12 @@ public struct SDPRewrite: Hashable, Sendable {
         }
         let newSessionAddress = sessionAddress ?? targets.lazy.compactMap { $0 }.first?.address
 
-        if let newSessionAddress, let origin = sdp.origin, origin.address != nil, !origin.isUnspecified {
+        if let newSessionAddress, let origin = sdp.origin, origin.isInternet, !origin.isUnspecified {
             edits += Self.address(newSessionAddress, at: origin.addressRange, type: origin.addressTypeRange,
                                   wasIPv6: origin.isIPv6)
         }
         var sessionConnectionChanged = false
-        if let newSessionAddress, let connection = sdp.connection, !connection.isUnspecified {
+        if let newSessionAddress, let connection = sdp.connection, connection.isInternet, !connection.isUnspecified {
             edits += Self.address(newSessionAddress, at: connection.addressRange, type: connection.addressTypeRange,
                                   wasIPv6: connection.isIPv6)
             sessionConnectionChanged = true
@@ -90,7 +90,7 @@ public struct SDPRewrite: Hashable, Sendable {
                     edits.append(Self.insertion(line, at: item.connectionInsertionPoint, body: body, sdp: sdp))
                 }
             } else {
-                for connection in item.connections where connection.address != nil && !connection.isUnspecified {
+                for connection in item.connections where connection.isInternet && !connection.isUnspecified {
                     edits += Self.address(target.address, at: connection.addressRange,
                                           type: connection.addressTypeRange, wasIPv6: connection.isIPv6)
                 }
@@ -98,7 +98,7 @@ public struct SDPRewrite: Hashable, Sendable {
             guard let rtcpPort = target.rtcpPort else { continue }
             if let rtcp = item.rtcp {
                 edits.append(Edit(range: rtcp.portRange, bytes: Self.decimal(Int(rtcpPort))))
-                if let range = rtcp.addressRange, let type = rtcp.addressTypeRange, rtcp.address != nil,
+                if let range = rtcp.addressRange, let type = rtcp.addressTypeRange, rtcp.isInternet,
                    !rtcp.isUnspecified {
                     edits += Self.address(target.address, at: range, type: type, wasIPv6: rtcp.isIPv6)
                 }
@@ -140,7 +140,8 @@ public struct SDPRewrite: Hashable, Sendable {
     /// ``SIPMultipart/sdpBody(of:limits:)``). Content-Length then follows by itself. False when the editor refused
     /// an edit (see ``SIPMessageEditor/conflicts``).
     @discardableResult
-    public func apply(to sdp: SDPSessionDescription, at sdpRange: Range<Int>, in editor: inout SIPMessageEditor) -> Bool {
+    public func apply(to sdp: SDPSessionDescription, at sdpRange: Range<Int>,
+                      in editor: inout SIPMessageEditor) -> Bool {
         var accepted = true
         let offset = sdpRange.lowerBound
         let edits = editor.message.bytes.withUnsafeReadableBytes { raw in

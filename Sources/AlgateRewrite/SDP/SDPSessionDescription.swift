@@ -15,6 +15,8 @@ public struct SDPSessionDescription: Hashable, Sendable {
     public struct Connection: Hashable, Sendable {
         /// The address; nil for a host name or another network type.
         public var address: IPAddress?
+        /// nettype `IN` with addrtype `IP4` or `IP6`: an Internet address (or host name) the gateway may replace.
+        public var isInternet: Bool
         /// The address as written, without a `/ttl` or `/count` suffix.
         public var addressRange: Range<Int>
         /// addrtype IP6.
@@ -31,6 +33,7 @@ public struct SDPSessionDescription: Hashable, Sendable {
     /// The address of the o= line: `o=user sess-id sess-version IN IP4 192.0.2.1`.
     public struct Origin: Hashable, Sendable {
         public var address: IPAddress?
+        public var isInternet: Bool
         public var addressRange: Range<Int>
         public var isIPv6: Bool
         public var addressTypeRange: Range<Int>
@@ -46,6 +49,7 @@ public struct SDPSessionDescription: Hashable, Sendable {
         /// The address, when the attribute names one and it is an IP address.
         public var address: IPAddress?
         public var addressRange: Range<Int>?
+        public var isInternet: Bool
         public var isIPv6: Bool
         public var addressTypeRange: Range<Int>?
         public var lineRange: Range<Int>
@@ -180,8 +184,9 @@ public struct SDPSessionDescription: Hashable, Sendable {
             case UInt8(ascii: "o") where media.isEmpty:
                 let fields = self.fields(value)
                 guard fields.count == 6 else { throw .badSDP(line: lineNumber) }
-                let (address, isIPv6) = Parser.address(bytes, network: fields[3], type: fields[4], address: fields[5])
-                origin = Origin(address: address, addressRange: fields[5], isIPv6: isIPv6,
+                let (address, isIPv6, isInternet) = Parser.address(bytes, network: fields[3], type: fields[4],
+                                                                   address: fields[5])
+                origin = Origin(address: address, isInternet: isInternet, addressRange: fields[5], isIPv6: isIPv6,
                                 addressTypeRange: fields[4], lineRange: line)
             case UInt8(ascii: "c"):
                 let fields = self.fields(value)
@@ -190,9 +195,10 @@ public struct SDPSessionDescription: Hashable, Sendable {
                 while addressEnd < fields[2].upperBound, bytes[addressEnd] != SIPGrammar.slash { addressEnd += 1 }
                 let addressRange = fields[2].lowerBound..<addressEnd
                 guard !addressRange.isEmpty else { throw .badSDP(line: lineNumber) }
-                let (address, isIPv6) = Parser.address(bytes, network: fields[0], type: fields[1], address: addressRange)
-                let parsed = Connection(address: address, addressRange: addressRange, isIPv6: isIPv6,
-                                        addressTypeRange: fields[1], lineRange: line)
+                let (address, isIPv6, isInternet) = Parser.address(bytes, network: fields[0], type: fields[1],
+                                                                   address: addressRange)
+                let parsed = Connection(address: address, isInternet: isInternet, addressRange: addressRange,
+                                        isIPv6: isIPv6, addressTypeRange: fields[1], lineRange: line)
                 if media.isEmpty {
                     guard connection == nil else { throw .badSDP(line: lineNumber) }
                     connection = parsed
@@ -271,11 +277,12 @@ public struct SDPSessionDescription: Hashable, Sendable {
                     throw .badSDP(line: lineNumber)
                 }
                 var rtcp = RTCPAttribute(port: UInt16(port), portRange: fields[0], address: nil, addressRange: nil,
-                                         isIPv6: false, addressTypeRange: nil, lineRange: line)
+                                         isInternet: false, isIPv6: false, addressTypeRange: nil, lineRange: line)
                 if fields.count == 4 {
-                    let (address, isIPv6) = Parser.address(bytes, network: fields[1], type: fields[2],
-                                                           address: fields[3])
+                    let (address, isIPv6, isInternet) = Parser.address(bytes, network: fields[1], type: fields[2],
+                                                                       address: fields[3])
                     rtcp.address = address
+                    rtcp.isInternet = isInternet
                     rtcp.addressRange = fields[3]
                     rtcp.isIPv6 = isIPv6
                     rtcp.addressTypeRange = fields[2]
@@ -297,17 +304,18 @@ public struct SDPSessionDescription: Hashable, Sendable {
             return result
         }
 
-        /// An `IN IP4` / `IN IP6` address; nil with a host name or another network or address type.
+        /// An `IN IP4` / `IN IP6` address: the address (nil for a host name), whether it is IPv6, and whether it
+        /// is an Internet address at all.
         static func address(_ bytes: UnsafeRawBufferPointer, network: Range<Int>, type: Range<Int>,
-                            address: Range<Int>) -> (IPAddress?, Bool) {
+                            address: Range<Int>) -> (IPAddress?, Bool, Bool) {
             let isIPv6 = SIPGrammar.equalsIgnoringCase(bytes, type, "IP6")
-            guard SIPGrammar.equalsIgnoringCase(bytes, network, "IN") else { return (nil, isIPv6) }
-            let text = UnsafeRawBufferPointer(rebasing: bytes[address])
-            if SIPGrammar.equalsIgnoringCase(bytes, type, "IP4") {
-                return (IPAddress.parseIPv4(text).map { .v4($0) }, false)
+            let isIPv4 = SIPGrammar.equalsIgnoringCase(bytes, type, "IP4")
+            guard SIPGrammar.equalsIgnoringCase(bytes, network, "IN"), isIPv4 || isIPv6 else {
+                return (nil, isIPv6, false)
             }
-            if isIPv6 { return (IPAddress.parseIPv6(text), true) }
-            return (nil, false)
+            let text = UnsafeRawBufferPointer(rebasing: bytes[address])
+            if isIPv4 { return (IPAddress.parseIPv4(text).map { .v4($0) }, false, true) }
+            return (IPAddress.parseIPv6(text), true, true)
         }
     }
 }

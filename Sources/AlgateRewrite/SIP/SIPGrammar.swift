@@ -25,16 +25,6 @@ enum SIPGrammar {
         }
     }
 
-    /// `word` (Call-ID): token characters and `( ) < > : \ " / [ ] ? { }`.
-    @inline(__always)
-    static func isWordChar(_ byte: UInt8) -> Bool {
-        if isTokenChar(byte) { return true }
-        switch byte {
-        case 0x28, 0x29, 0x3C, 0x3E, 0x3A, 0x5C, 0x22, 0x2F, 0x5B, 0x5D, 0x3F, 0x7B, 0x7D: return true
-        default: return false
-        }
-    }
-
     /// `unreserved` of RFC 3261: alphanum and the marks `- _ . ! ~ * ' ( )`.
     @inline(__always)
     static func isUnreserved(_ byte: UInt8) -> Bool {

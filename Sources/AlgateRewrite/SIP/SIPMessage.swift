@@ -16,8 +16,8 @@ public import NIOCore
 ///    (RFC 3261 16.6 step 3), and RFC 2543 peers (RFC 4475 3.4.1) and one capture of the corpus leave it out.
 ///    A repeated From or To is tolerated and the first one is used (suricata's `sip_header_multi_val` capture).
 /// 3. Values: the Request-URI (no `?headers`, RFC 3261 19.1.1), CSeq (`number method`, number below 2**31, method
-///    equal to a request's), every Via value, Max-Forwards (0-255), Call-ID, From, To, and every Contact, Route
-///    and Record-Route value, since the gateway rewrites or follows them.
+///    equal to a request's), every Via value, Max-Forwards (0-255), Call-ID (visible ASCII, one `@` at most),
+///    From, To, and every Contact, Route and Record-Route value, since the gateway rewrites or follows them.
 ///
 /// Checks run in that order, so a message with several defects names the first.
 public struct SIPMessage: Sendable {
@@ -88,6 +88,10 @@ public struct SIPMessage: Sendable {
 
     /// The Call-ID's bytes.
     public var callIDBytes: [UInt8] { Array(callID.utf8) }
+
+    /// The line end the message uses, CRLF or (tolerated) LF, as its empty line has it: for header lines an editor
+    /// inserts.
+    public var lineEnding: [UInt8] { body.lowerBound - headerEnd == 1 ? [ASCII.lf] : [ASCII.cr, ASCII.lf] }
 
     /// The top Via: the one a response is routed by.
     public var topVia: SIPVia { vias[0] }
@@ -227,9 +231,9 @@ public struct SIPMessage: Sendable {
             case .complete(let complete):
                 section = complete
             case .incomplete(let startLine):
-                // Name the start line's defect first: junk is junk, not a message missing its end.
-                guard let startLine else { throw .badStartLine }
-                _ = try SIPStartLineParser.parse(raw, startLine)
+                // The scan judged a whole start line already; a datagram that ends inside its first line is
+                // judged by what it has, so that junk is named junk, not a message missing its end.
+                if startLine == nil { _ = try SIPStartLineParser.parse(raw, 0..<raw.count) }
                 throw .noHeaderEnd
             }
             self.section = section
@@ -342,7 +346,9 @@ public struct SIPMessage: Sendable {
             return (UInt32(number), SIPGrammar.string(raw, methodStart..<range.upperBound))
         }
 
-        /// `word [ "@" word ]` (RFC 3261 25.1).
+        /// `word [ "@" word ]` (RFC 3261 25.1), a word taken to be any visible ASCII: the gateway uses the Call-ID
+        /// only as a key, and real phones put `=` (base64 padding) and `&` in theirs. Empty, whitespace, control
+        /// bytes and a second `@` are refused.
         static func callID(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>) throws(SIPParseError) -> String {
             guard !range.isEmpty else { throw .badCallID }
             var ats = 0
@@ -351,7 +357,7 @@ public struct SIPMessage: Sendable {
                 if byte == SIPGrammar.at {
                     ats += 1
                     guard ats == 1, index > range.lowerBound, index + 1 < range.upperBound else { throw .badCallID }
-                } else if !SIPGrammar.isWordChar(byte) {
+                } else if byte <= 0x20 || byte >= 0x7F {
                     throw .badCallID
                 }
             }

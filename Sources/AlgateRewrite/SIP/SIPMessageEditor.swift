@@ -5,9 +5,9 @@ public import NIOCore
 ///
 /// Edits name offsets of the original message (``SIPMessage/bytes``), may be given in any order, and must not
 /// overlap; an insertion may sit at the boundary of a replaced range (it goes before it). An edit that overlaps an
-/// earlier one, that falls outside the message, or that touches the Content-Length field (which is the editor's
-/// business) is not applied: the call returns false and the range is listed in ``conflicts``, so a mistake shows
-/// in tests and logs instead of taking the gateway down.
+/// earlier one, that falls outside the message, or that touches the Content-Length field or the empty line after
+/// the headers (both the editor's business) is not applied: the call returns false and the range is listed in
+/// ``conflicts``, so a mistake shows in tests and logs instead of taking the gateway down.
 ///
 /// Content-Length follows the body: whenever the body's length changes, by ``setBody(_:)`` or by edits inside
 /// ``SIPMessage/body``, ``build()`` writes the new length into the existing field's value (so `l: 150` stays an
@@ -24,7 +24,8 @@ public struct SIPMessageEditor: Sendable {
     private var newBody: ByteBuffer? = nil
     private var forceContentLength = false
     private var sequence = 0
-    /// Edits that were refused (overlapping, out of bounds, or on the Content-Length field), in call order.
+    /// Edits that were refused (overlapping, out of bounds, on the Content-Length field or the empty line, or into a
+    /// body replaced by ``setBody(_:)``), in call order.
     public private(set) var conflicts: [Range<Int>] = []
 
     public init(_ message: SIPMessage) {
@@ -83,18 +84,17 @@ public struct SIPMessageEditor: Sendable {
         guard hasChanges else { return message.bytes }
         var all = edits
         let body = message.body
-        let bodyLength = newBody?.readableBytes ?? body.count + edits.reduce(0) { total, edit in
+        let bodyLength = newBody?.readableBytes ?? (body.count + edits.reduce(0) { total, edit in
             inBody(edit.range) ? total + edit.bytes.count - edit.range.count : total
-        }
+        })
         let lengthBytes = Self.decimal(bodyLength)
         if let field = message.field(.contentLength) {
             if bodyLength != message.contentLength {
                 all.append(Edit(range: field.valueRange, bytes: lengthBytes, sequence: Int.max))
             }
         } else if bodyLength != body.count || newBody != nil || forceContentLength {
-            let lineEnd: [UInt8] = message.body.lowerBound - message.headerEnd == 1 ? [ASCII.lf] : [ASCII.cr, ASCII.lf]
-            all.append(Edit(range: message.headerEnd..<message.headerEnd,
-                            bytes: Array("Content-Length: ".utf8) + lengthBytes + lineEnd, sequence: Int.max))
+            let line = Array("Content-Length: ".utf8) + lengthBytes + message.lineEnding
+            all.append(Edit(range: message.headerEnd..<message.headerEnd, bytes: line, sequence: Int.max))
         }
         all.sort { left, right in
             if left.range.lowerBound != right.range.lowerBound { return left.range.lowerBound < right.range.lowerBound }
@@ -110,6 +110,8 @@ public struct SIPMessageEditor: Sendable {
             let headEnd = newBody == nil ? raw.count : body.lowerBound
             var cursor = 0
             for edit in all {
+                // Accepted edits never overlap (add() sees to it); this guard only keeps a bug from trapping.
+                guard edit.range.lowerBound >= cursor, edit.range.upperBound <= headEnd else { continue }
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[cursor..<edit.range.lowerBound]))
                 out.writeBytes(edit.bytes)
                 cursor = edit.range.upperBound
@@ -134,7 +136,8 @@ public struct SIPMessageEditor: Sendable {
 
     private mutating func add(_ range: Range<Int>, _ bytes: [UInt8]) -> Bool {
         guard range.lowerBound >= 0, range.upperBound <= message.bytes.readableBytes,
-              !conflictsWithExisting(range), !touchesContentLength(range), !conflictsWithNewBody(range) else {
+              !conflictsWithExisting(range), !touchesContentLength(range), !touchesEmptyLine(range),
+              !conflictsWithNewBody(range) else {
             conflicts.append(range)
             return false
         }
@@ -146,7 +149,9 @@ public struct SIPMessageEditor: Sendable {
     private func conflictsWithExisting(_ range: Range<Int>) -> Bool {
         edits.contains { edit in
             if range.isEmpty && edit.range.isEmpty { return false }
-            if range.isEmpty { return edit.range.lowerBound < range.lowerBound && range.lowerBound < edit.range.upperBound }
+            if range.isEmpty {
+                return edit.range.lowerBound < range.lowerBound && range.lowerBound < edit.range.upperBound
+            }
             if edit.range.isEmpty {
                 return range.lowerBound < edit.range.lowerBound && edit.range.lowerBound < range.upperBound
             }
@@ -162,6 +167,14 @@ public struct SIPMessageEditor: Sendable {
             }
             return range.overlaps(field.lineRange)
         }
+    }
+
+    /// The empty line that ends the headers is structure, not content: an edit may insert before it, not
+    /// change it.
+    private func touchesEmptyLine(_ range: Range<Int>) -> Bool {
+        let emptyLine = message.headerEnd..<message.body.lowerBound
+        if range.isEmpty { return emptyLine.lowerBound < range.lowerBound && range.lowerBound < emptyLine.upperBound }
+        return range.overlaps(emptyLine)
     }
 
     private func conflictsWithNewBody(_ range: Range<Int>) -> Bool {

@@ -37,12 +37,14 @@ public struct SIPMultipart: Hashable, Sendable {
     /// Throws when the body cannot be read for sure: a malformed Content-Type or multipart body, a repeated
     /// Content-Type, or a Content-Encoding (on the message or the part) other than identity. A gateway must not
     /// forward an SDP it could not rewrite.
-    public static func sdpBody(of message: SIPMessage, limits: SIPLimits = .init()) throws(SIPParseError) -> Range<Int>? {
+    public static func sdpBody(of message: SIPMessage,
+                               limits: SIPLimits = .init()) throws(SIPParseError) -> Range<Int>? {
         try sdpBodies(of: message, limits: limits).first
     }
 
     /// Every application/sdp content of the message (multipart/alternative may carry more than one), in order.
-    public static func sdpBodies(of message: SIPMessage, limits: SIPLimits = .init()) throws(SIPParseError) -> [Range<Int>] {
+    public static func sdpBodies(of message: SIPMessage,
+                                 limits: SIPLimits = .init()) throws(SIPParseError) -> [Range<Int>] {
         let typeFields = message.fields(.contentType)
         guard let typeField = typeFields.first, !message.body.isEmpty else { return [] }
         guard typeFields.count == 1 else { throw .duplicateHeader("Content-Type") }

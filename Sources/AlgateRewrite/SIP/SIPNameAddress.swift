@@ -5,11 +5,11 @@
 /// holding `;`, `?` or `,` must be written in angle brackets (so `Contact: sip:u@h?Route=...` is refused, RFC 4475
 /// 3.1.2.13). All ranges are offsets into the parsed bytes.
 ///
-/// Two liberties are taken, each documented by RFC 4475 as acceptable for an element that is liberal in what it
-/// accepts and that does not forward a changed field: whitespace just inside the angle brackets is ignored
-/// (3.1.2.14, `< sip:t.watson@example.org >`), and an unquoted display name may hold backslash pairs, as one
-/// phone in the corpus writes `\"arik\" <sip:...>`. Commas and other separators in an unquoted display name are
-/// still refused (3.1.2.15), as is an unterminated quoted string (3.1.2.6).
+/// Liberties taken: whitespace just inside the angle brackets is ignored, as RFC 4475 3.1.2.14 allows an element
+/// that is liberal in what it accepts (`< sip:t.watson@example.org >`); an unquoted display name may hold UTF-8
+/// (`Jörg <sip:...>`) and backslash pairs (one phone in the corpus writes `\"arik\" <sip:...>`). Commas and other
+/// separators in an unquoted display name are still refused (3.1.2.15), as is an unterminated quoted string
+/// (3.1.2.6): both make it impossible to tell where the value ends.
 public struct SIPNameAddress: Hashable, Sendable {
     /// The whole value (one element of a comma-separated list).
     public var range: Range<Int>
@@ -60,7 +60,8 @@ public struct SIPNameAddress: Hashable, Sendable {
             case SIPGrammar.backslash where index + 1 < end:
                 index += 2
             default:
-                guard SIPGrammar.isTokenChar(byte) || SIPGrammar.isLWS(byte) else { break scan }
+                // token characters, whitespace, and UTF-8 (unquoted non-ASCII names are common in the wild).
+                guard SIPGrammar.isTokenChar(byte) || SIPGrammar.isLWS(byte) || byte >= 0x80 else { break scan }
                 index += 1
             }
         }

@@ -1,7 +1,9 @@
 /// Cuts a SIP byte stream (TCP, TLS) into messages by Content-Length, from byte 0 of the stream (RFC 3261 18.3).
 ///
 /// The framer only answers "how long is the next frame"; it keeps no state, so the caller hands it the unread front
-/// of its buffer each time and consumes what it returns. Over a stream Content-Length is mandatory, so a message
+/// of its buffer each time and consumes what it returns. Each call reads the header section from its start again,
+/// so a peer that sends one byte at a time costs up to ``SIPLimits/maxHeaderBytes`` of scanning per byte: keep that
+/// limit modest. Over a stream Content-Length is mandatory, so a message
 /// without one is refused rather than guessed at, and the first line must be a SIP start line as soon as it is
 /// complete: bytes that do not start a SIP message are refused at once, never searched for one further on (a
 /// REGISTER hidden mid-stream, NAT Slipstreaming, is never found).
@@ -35,13 +37,11 @@ public struct SIPStreamFramer: Sendable {
 
         let section: SIPHeaderSection
         switch try SIPHeaderSection.scan(bytes, limits: limits) {
-        case .incomplete(let startLine):
-            if let startLine { _ = try SIPStartLineParser.parse(bytes, startLine) }
+        case .incomplete:
             return nil
         case .complete(let complete):
             section = complete
         }
-        _ = try SIPStartLineParser.parse(bytes, section.startLine)
 
         var declared: Int? = nil
         for field in section.fields where field.name == .contentLength {

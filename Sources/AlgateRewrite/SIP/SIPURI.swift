@@ -263,12 +263,13 @@ public struct SIPURI: Hashable, Sendable {
         ASCII.isLetter(byte) || ASCII.isDigit(byte) || byte == 0x2D || byte == 0x2E || byte == 0x5F
     }
 
-    /// user and password characters: unreserved, `& = + $ , ; ? /` and the `:` before a password.
+    /// user and password characters: unreserved, `& = + $ , ; ? /` and the `:` before a password, and `#`, which
+    /// RFC 3261 wants escaped but phones send raw in dial strings (`sip:*31#123@pbx`).
     @inline(__always)
     static func isUserInfoChar(_ byte: UInt8) -> Bool {
         if SIPGrammar.isUnreserved(byte) { return true }
         switch byte {
-        case 0x26, 0x3D, 0x2B, 0x24, 0x2C, 0x3B, 0x3F, 0x2F, 0x3A: return true
+        case 0x26, 0x3D, 0x2B, 0x24, 0x2C, 0x3B, 0x3F, 0x2F, 0x3A, 0x23: return true
         default: return false
         }
     }

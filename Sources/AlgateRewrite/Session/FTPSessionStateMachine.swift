@@ -53,6 +53,11 @@ public struct FTPSessionStateMachine: Sendable {
 
     /// The addresses this session translates between.
     public let context: FTPSessionContext
+    /// Consulted for every client command before it is interpreted: the command line and the session's USER
+    /// name so far. nil admits everything.
+    public var commandAdmission: (@Sendable (_ line: ByteBuffer, _ user: ByteBuffer?) -> FTPAdmission)?
+    /// The argument of the last USER command.
+    public private(set) var user: ByteBuffer?
     public let configuration: Configuration
 
     private var state: State = .translating
@@ -177,6 +182,14 @@ public struct FTPSessionStateMachine: Sendable {
             close("more than \(configuration.maxPipelinedCommands) commands pipelined without a reply")
             return
         }
+        if command.verb == .user {
+            user = line.getSlice(at: line.readerIndex + command.argument.lowerBound, length: command.argument.count)
+        }
+        if let admission = commandAdmission, case .refuse(let reply) = admission(line, user) {
+            outbox.append(.report(.refused(command: line, reason: .policy(reply))))
+            outbox.append(.forward(Self.reply(reply), to: .client))
+            return
+        }
         switch command.verb {
         case .port, .eprt, .lprt:
             handleActiveCommand(line, command)
@@ -186,7 +199,7 @@ public struct FTPSessionStateMachine: Sendable {
         case .auth:
             expectations.append(.authReply)
             outbox.append(.forward(line, to: .server))
-        case .other:
+        case .user, .other:
             expectations.append(.other)
             outbox.append(.forward(line, to: .server))
         }

@@ -64,6 +64,8 @@ public enum FTPRefusal: Hashable, Sendable {
     case syntax(FTPParseError)
     /// No pinhole could be opened for it (for example the port pool is exhausted).
     case noPinhole(String)
+    /// A policy rule refused it; the reply the client got.
+    case policy(String)
 
     public var explanation: String {
         switch self {
@@ -71,6 +73,7 @@ public enum FTPRefusal: Hashable, Sendable {
         case .privilegedPort(let port): return "port \(port) is below 1024"
         case .syntax(let error): return error.explanation
         case .noPinhole(let why): return "no data channel available: \(why)"
+        case .policy(let reply): return "refused by policy: \(reply)"
         }
     }
 }
@@ -109,4 +112,12 @@ public enum FTPSessionAction: Sendable {
     case report(FTPSessionEvent)
     /// Close the session: the client was told why, if it could be.
     case close(reason: String)
+}
+
+/// What a policy says of one client command.
+public enum FTPAdmission: Hashable, Sendable {
+    /// Forward it.
+    case admit
+    /// Answer the client with this reply line (no CR LF) and do not forward the command.
+    case refuse(reply: String)
 }

@@ -21,6 +21,8 @@ public struct SIPGatewayStateMachine: Sendable {
 
     /// Contact mappings and dialogs kept at most; the oldest dialog mappings go first past this.
     public var maxMappings = 10_000
+    /// Consulted for every request after it parsed and before it is routed; nil admits everything.
+    public var admission: (@Sendable (_ message: SIPMessage, _ from: SIPFlow, _ side: SIPSide) -> SIPAdmission)?
 
     private struct Inbound: Sendable {
         var bytes: ByteBuffer
@@ -170,6 +172,16 @@ public struct SIPGatewayStateMachine: Sendable {
             message = try SIPMessage.parse(inbound.bytes, limits: limits)
         } catch {
             refuseUnparsable(inbound, error)
+            return
+        }
+        if message.isRequest, let admission, case let verdict = admission(message, inbound.flow, inbound.side),
+           verdict != .admit {
+            switch verdict {
+            case .refuse(let code, let reason):
+                answer(message, to: inbound.flow, code: code, reason: reason, why: "refused by policy")
+            default:
+                outbox.append(.report(.refused(reason: "dropped by policy", from: inbound.flow, answered: nil)))
+            }
             return
         }
         var work = SIPMessageWork(message: message, flow: inbound.flow, side: inbound.side, now: inbound.now)

@@ -112,3 +112,13 @@ public enum SIPGatewayAction: Sendable {
     /// Log this.
     case report(SIPGatewayEvent)
 }
+
+/// What a policy says of one SIP request.
+public enum SIPAdmission: Hashable, Sendable {
+    /// Route it.
+    case admit
+    /// Answer it with this status and reason phrase, and route nothing.
+    case refuse(code: Int, reason: String)
+    /// Say nothing and route nothing (a scanner learns nothing from silence).
+    case drop
+}
