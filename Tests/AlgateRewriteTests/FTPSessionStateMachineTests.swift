@@ -280,3 +280,27 @@ import Testing
         #expect(d.toClient.last == "227 Entering Passive Mode (203,0,113,7,156,64)\r\n")
     }
 }
+
+@Suite struct FTPCommandAdmissionTests {
+    @Test func aRefusedCommandIsAnsweredAndNeverForwarded() {
+        var d = FTPSessionDriver()
+        d.machine.commandAdmission = { line, user in
+            let text = String(buffer: line)
+            if text.hasPrefix("SITE") { return .refuse(reply: "550 Refused by policy.") }
+            if let user, String(buffer: user) == "root" { return .refuse(reply: "530 Not logged in.") }
+            return .admit
+        }
+        d.server("220 hi\r\n")
+        d.client("SITE CHMOD 777 x\r\n")
+        d.client("USER root\r\n")
+        d.client("USER anonymous\r\n")
+        d.server("331 pw\r\n")
+        d.client("PASV\r\n")
+        d.server("227 (10,0,0,5,195,80)\r\n")
+        #expect(d.toServer == ["USER anonymous\r\n", "PASV\r\n"])
+        #expect(d.toClient.prefix(3) == ["220 hi\r\n", "550 Refused by policy.\r\n", "530 Not logged in.\r\n"])
+        #expect(d.machine.user.map { String(buffer: $0) } == "anonymous")
+        // Replies still match their commands: the refused ones never reached the server.
+        #expect(d.opened.count == 1)
+    }
+}

@@ -180,3 +180,26 @@ import Testing
         #expect(!sent.contains("Record-Route"))
     }
 }
+
+@Suite struct SIPAdmissionTests {
+    @Test func refusedRequestsAreAnsweredAndDroppedOnesGetSilence() throws {
+        var d = SIPGatewayDriver()
+        d.machine.admission = { message, _, _ in
+            let agent = message.field(.userAgent).map { message.text($0.valueRange) } ?? ""
+            if agent.contains("friendly-scanner") { return .drop }
+            if message.method == "OPTIONS" { return .refuse(code: 403, reason: "Forbidden") }
+            return .admit
+        }
+        let scanner = "OPTIONS sip:100@203.0.113.7 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.20:5060;branch=z9hG4bK-s\r\n"
+            + "Max-Forwards: 70\r\nFrom: <sip:100@1.1.1.1>;tag=s\r\nTo: <sip:100@1.1.1.1>\r\nCall-ID: scan\r\n"
+            + "CSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n"
+        d.fromPhone(scanner)
+        #expect(d.sent.isEmpty)
+        d.fromPhone(scanner.replacingOccurrences(of: "friendly-scanner", with: "Linphone"))
+        #expect(d.last?.text.hasPrefix("SIP/2.0 403 Forbidden") == true)
+        #expect(d.last?.to == SIPGatewayDriver.phone)
+        d.fromPhone(SIPSamples.invite())
+        #expect(d.last?.to == SIPGatewayDriver.pbx)
+        #expect(d.opened.count == 1)
+    }
+}
