@@ -132,6 +132,16 @@ import Testing
         #expect(v6.toClient.last?.hasPrefix("500 ") == true)
     }
 
+    /// lftp over IPv6 sends `EPRT |2|::|port|`: the unspecified address means the client itself.
+    @Test func theUnspecifiedAddressMeansTheClientItself() {
+        var d = FTPSessionDriver(context: FTPSessionContext(
+            client: Endpoint("[2001:db8::20]:50000")!, server: Endpoint("[fd00::5]:21")!,
+            publicAddress: IPAddress("2001:db8::7")!, insideAddress: IPAddress("fd00::1")!))
+        d.client("EPRT |2|::|51210|\r\n")
+        #expect(d.toServer == ["EPRT |2|fd00::1|40000|\r\n"])
+        #expect(d.opened.first?.target == Endpoint("[2001:db8::20]:51210"))
+    }
+
     @Test func portTowardsAnIPv6ServerBecomesEPRT() {
         var d = FTPSessionDriver(context: FTPSessionContext(
             client: Endpoint("198.51.100.20:50000")!, server: Endpoint("[fd00::5]:21")!,

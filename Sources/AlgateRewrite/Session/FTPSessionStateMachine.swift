@@ -218,7 +218,7 @@ public struct FTPSessionStateMachine: Sendable {
                 return .failure(error)
             }
         }
-        let endpoint: Endpoint
+        var endpoint: Endpoint
         let delimiter: UInt8
         switch parsed {
         case .failure(let error):
@@ -228,6 +228,11 @@ public struct FTPSessionStateMachine: Sendable {
             return
         case .success(let value):
             (endpoint, delimiter) = value
+        }
+        // lftp names the unspecified address in EPRT over IPv6 (`EPRT |2|::|port|`), meaning "me": it names no
+        // third host, so it is read as the client's own address.
+        if endpoint.address.unmapped == .v4(0) || endpoint.address == .v6(high: 0, low: 0) {
+            endpoint.address = context.client.address
         }
         guard endpoint.address.isSameHost(as: context.client.address) else {
             refuse(line, reason: .foreignAddress(named: endpoint.address, peer: context.client.address),
