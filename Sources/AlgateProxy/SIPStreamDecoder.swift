@@ -2,7 +2,7 @@ public import AlgateRewrite
 public import NIOCore
 
 /// One item of a SIP byte stream.
-public enum SIPStreamItem: Sendable {
+public enum SIPStreamItem: Sendable, Equatable {
     /// A whole message, exactly as framed by its Content-Length.
     case message(ByteBuffer)
     /// A message whose header section is complete but whose length cannot be known (Content-Length missing or
@@ -19,19 +19,58 @@ public struct SIPStreamDecoder: ByteToMessageDecoder {
     public typealias InboundOut = SIPStreamItem
 
     private let framer: SIPStreamFramer
+    /// Bytes at the front already searched for the end of the header section.
+    private var searched = 0
+    /// Whether the start line of the pending message was checked (bytes that are not SIP are refused at once).
+    private var startLineChecked = false
+    /// The total length of the pending message once its header section is known.
+    private var needed: Int?
 
     public init(limits: SIPLimits) {
         framer = SIPStreamFramer(limits: limits)
     }
 
+    /// Whether the framer needs to look again: a peer dripping bytes one at a time must not make every byte cost
+    /// a scan of the whole header section.
+    private mutating func worthMeasuring(_ buffer: ByteBuffer) -> Bool {
+        let view = buffer.readableBytesView
+        if let needed { return view.count >= needed }
+        guard let first = view.first else { return false }
+        if first == ASCII.cr || first == ASCII.lf { return true }  // keep-alives
+        let start = view.index(view.startIndex, offsetBy: max(0, searched - 3))
+        let tail = view[start...]
+        if tail.firstRange(of: [ASCII.cr, ASCII.lf, ASCII.cr, ASCII.lf]) != nil
+            || tail.firstRange(of: [ASCII.lf, ASCII.lf]) != nil { return true }
+        searched = view.count
+        if !startLineChecked, view.contains(ASCII.lf) {
+            startLineChecked = true
+            return true
+        }
+        return view.count > framer.limits.maxHeaderBytes
+    }
+
+    private mutating func reset() {
+        searched = 0
+        startLineChecked = false
+        needed = nil
+    }
+
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard worthMeasuring(buffer) else { return .needMoreData }
         let framed: Result<SIPStreamFramer.Frame?, SIPParseError> = buffer.withUnsafeReadableBytes { bytes in
             do throws(SIPParseError) {
-                return .success(try framer.nextFrame(bytes))
+                switch try framer.measure(bytes) {
+                case .frame(let frame): return .success(frame)
+                case .needMore(let total):
+                    needed = total
+                    return .success(nil)
+                }
             } catch {
                 return .failure(error)
             }
         }
+        if case .success(_?) = framed { reset() }
+        if case .failure = framed { reset() }
         switch framed {
         case .success(nil):
             return .needMoreData

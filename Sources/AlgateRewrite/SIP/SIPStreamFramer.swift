@@ -26,9 +26,34 @@ public struct SIPStreamFramer: Sendable {
     /// Throws when the header section or the message would exceed the limits, when Content-Length is missing,
     /// repeated, negative or not a number, and when the first line is not a SIP start line.
     public func nextFrame(_ bytes: UnsafeRawBufferPointer) throws(SIPParseError) -> Frame? {
+        switch try measure(bytes) {
+        case .frame(let frame): return frame
+        case .needMore: return nil
+        }
+    }
+
+    /// What ``measure(_:)`` found: a whole frame, or how many bytes the next message needs in all when its header
+    /// section is complete (so a caller can wait for that many without asking again at every byte).
+    public enum Measurement: Hashable, Sendable {
+        case frame(Frame)
+        case needMore(total: Int?)
+    }
+
+    /// Like ``nextFrame(_:)``, and when only the body is missing, the message's total length.
+    public func measure(_ bytes: UnsafeRawBufferPointer) throws(SIPParseError) -> Measurement {
+        guard let frame = try nextFrameOrLength(bytes) else { return .needMore(total: nil) }
+        switch frame {
+        case .left(let frame): return .frame(frame)
+        case .right(let total): return .needMore(total: total)
+        }
+    }
+
+    private enum Either { case left(Frame), right(Int) }
+
+    private func nextFrameOrLength(_ bytes: UnsafeRawBufferPointer) throws(SIPParseError) -> Either? {
         guard !bytes.isEmpty else { return nil }
         let lineEnds = SIPHeaderSection.leadingLineEnds(bytes)
-        if lineEnds > 0 { return .keepAlive(length: lineEnds) }
+        if lineEnds > 0 { return .left(.keepAlive(length: lineEnds)) }
         if bytes[0] == ASCII.cr {
             // A CR whose LF has not arrived yet; a CR followed by anything else is not a line end.
             guard bytes.count == 1 else { throw .badStartLine }
@@ -54,6 +79,6 @@ public struct SIPStreamFramer: Sendable {
         guard let declared else { throw .missingHeader("Content-Length") }
         let length = section.bodyStart + declared
         guard length <= limits.maxMessageBytes else { throw .tooLarge("message") }
-        return bytes.count >= length ? .message(length: length) : nil
+        return bytes.count >= length ? .left(.message(length: length)) : .right(length)
     }
 }
