@@ -87,7 +87,8 @@ final class SIPListenerCore {
     private var engine: SIPGatewayStateMachine
     private var udp: (any Channel)?
     private var tcpServer: (any Channel)?
-    /// Outside TCP connections by id, and the upstream connection paired with each.
+    /// Accepted TCP connections by id (from phones, and from the upstream when it opens its own), and the
+    /// connection to upstream paired with each phone connection.
     private var outsideConnections: [UInt64: any Channel] = [:]
     private var upstreamConnections: [UInt64: EventLoopFuture<any Channel>] = [:]
     private var nextConnectionID: UInt64 = 0
@@ -202,15 +203,18 @@ final class SIPListenerCore {
         let id = nextConnectionID
         outsideConnections[id] = child
         let flow = SIPFlow(transport: .tcp, remote: remote.unmappedEndpoint, connection: id)
+        // A registrar or PBX opens its own connections to reach phones (a new TCP connection from an ephemeral
+        // port): what comes from the upstream's address is the inside, whichever side connected.
+        let side: SIPSide = remote.address.isSameHost(as: configuration.upstream.address) ? .inside : .outside
         try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(SIPStreamDecoder(limits: configuration.limits)))
-        try child.pipeline.syncOperations.addHandler(SIPConnectionHandler(core: self, flow: flow, side: .outside))
+        try child.pipeline.syncOperations.addHandler(SIPConnectionHandler(core: self, flow: flow, side: side))
         logger.debug("sip connection open", metadata: ["flow": "\(flow)"])
     }
 
     func connectionClosed(_ flow: SIPFlow, side: SIPSide) {
         guard let id = flow.connection else { return }
         switch side {
-        case .outside:
+        case .outside, .inside where flow.remote != configuration.upstream:
             guard outsideConnections.removeValue(forKey: id) != nil else { return }
             upstreamConnections.removeValue(forKey: id)?.whenSuccess { $0.close(promise: nil) }
             engine.connectionClosed(flow)
@@ -233,9 +237,10 @@ final class SIPListenerCore {
     /// A framing or parse error on a TCP connection: answered where the engine can, and logged.
     func streamError(_ error: any Error, on flow: SIPFlow, side: SIPSide) {
         logger.warning("sip stream error; connection closed", metadata: ["flow": "\(flow)", "error": "\(error)"])
-        switch side {
-        case .outside: outsideConnections[flow.connection ?? 0]?.close(promise: nil)
-        case .inside: upstreamConnections[flow.connection ?? 0]?.whenSuccess { $0.close(promise: nil) }
+        if flow.remote == configuration.upstream {
+            upstreamConnections[flow.connection ?? 0]?.whenSuccess { $0.close(promise: nil) }
+        } else {
+            outsideConnections[flow.connection ?? 0]?.close(promise: nil)
         }
     }
 
@@ -313,7 +318,7 @@ final class SIPListenerCore {
     private func openMedia(_ request: SIPMediaRequest) {
         let bound = NIOLoopBound(self, eventLoop: loop)
         let spec = MediaRelaySpec(
-            session: request.id, outsideAddress: engine.context.publicAddress.bindable(fallback: configuration.listen.address),
+            session: request.dialog, outsideAddress: engine.context.publicAddress.bindable(fallback: configuration.listen.address),
             insideAddress: engine.context.insideAddress, outsidePeer: request.outsidePeer, insidePeer: request.insidePeer,
             outsideAllowed: request.outsideAllowed, insideAllowed: nil, idleTimeout: configuration.mediaTimeout)
         let id = request.id

@@ -203,3 +203,48 @@ import Testing
         #expect(d.opened.count == 1)
     }
 }
+
+@Suite struct SIPViaTrustTests {
+    /// A sender cannot steer responses with its own received= (they would go to a third host).
+    @Test func aForgedReceivedIsReplacedByTheRealSource() throws {
+        var d = SIPGatewayDriver()
+        d.fromPhone(SIPSamples.invite(via: "SIP/2.0/UDP 198.51.100.20:31000;received=192.0.2.99;branch=z9hG4bK-f"))
+        let forwarded = try #require(d.last).text
+        #expect(forwarded.contains("Via: SIP/2.0/UDP 198.51.100.20:31000;received=198.51.100.20;branch=z9hG4bK-f"))
+        d.fromPBX(SIPSamples.response(180, "Ringing", to: forwarded, contact: nil))
+        #expect(d.last?.to.remote.address == IPAddress("198.51.100.20"))
+    }
+
+    /// A registrar that opens its own TCP connection to reach a phone gets the phone's answer on that connection.
+    @Test func answersToRequestsOnAnUpstreamOpenedConnectionGoBackOnIt() throws {
+        var d = SIPGatewayDriver()
+        let phone = SIPFlow(transport: .tcp, remote: Endpoint("198.51.100.20:40123")!, connection: 3)
+        let register = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/TCP 192.168.1.20:5062;branch=z9hG4bK-r1\r\n"
+            + "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=r\r\nTo: <sip:alice@example.com>\r\n"
+            + "Call-ID: reg-1\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@192.168.1.20:5062;transport=tcp>\r\n"
+            + "Expires: 600\r\nContent-Length: 0\r\n\r\n"
+        d.fromPhone(register, flow: phone)
+        let mapped = try #require(d.last?.text.components(separatedBy: "\r\n").first { $0.hasPrefix("Contact:") })
+            .dropFirst("Contact: <".count).dropLast()
+        // The registrar connects anew, from an ephemeral port, and sends the INVITE there.
+        let registrarConnection = SIPFlow(transport: .tcp, remote: Endpoint("10.0.0.6:45000")!, connection: 9)
+        d.fromPBX(SIPSamples.invite(callID: "in-1", via: "SIP/2.0/TCP 10.0.0.6:5060;branch=z9hG4bK-k1",
+                                    contact: "<sip:caller@10.0.0.6:5060;transport=tcp>", uri: String(mapped)),
+                  flow: registrarConnection)
+        let inbound = try #require(d.last)
+        #expect(inbound.to == phone)
+        d.fromPhone(SIPSamples.response(200, "OK", to: inbound.text, sdpFrom: ("192.168.1.20", 18000), callID: "in-1"),
+                    flow: phone)
+        #expect(d.last?.to == registrarConnection)
+    }
+
+    /// Relays of one dialog count together against the per-session limit.
+    @Test func mediaRequestsNameTheirDialog() throws {
+        var d = SIPGatewayDriver()
+        d.fromPhone(SIPSamples.invite(callID: "a"))
+        d.fromPhone(SIPSamples.invite(callID: "b"))
+        #expect(d.opened.count == 2)
+        #expect(d.opened[0].dialog != d.opened[1].dialog)
+        #expect(d.opened[0].dialog != 0)
+    }
+}

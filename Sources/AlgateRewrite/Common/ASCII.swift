@@ -1,6 +1,31 @@
 /// Byte constants and small helpers for the ASCII grammars of FTP and SIP.
 ///
 /// The rewriters work on bytes, never on decoded Strings, so these are the only character classes they need.
+public import NIOCore
+
+/// Where the writers put ASCII bytes: a byte array, or straight into a ByteBuffer (no intermediate array).
+public protocol ASCIISink {
+    mutating func appendByte(_ byte: UInt8)
+}
+
+extension Array: ASCIISink where Element == UInt8 {
+    @inlinable
+    public mutating func appendByte(_ byte: UInt8) { append(byte) }
+}
+
+extension ByteBuffer: ASCIISink {
+    @inlinable
+    public mutating func appendByte(_ byte: UInt8) { writeInteger(byte) }
+}
+
+extension ASCIISink {
+    /// Appends every byte of a sequence.
+    @inlinable
+    public mutating func appendBytes(_ bytes: some Sequence<UInt8>) {
+        for byte in bytes { appendByte(byte) }
+    }
+}
+
 public enum ASCII {
     public static let cr: UInt8 = 0x0D
     public static let lf: UInt8 = 0x0A
@@ -44,10 +69,10 @@ public enum ASCII {
     }
 
     /// Appends a non-negative integer in decimal.
-    public static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+    public static func appendDecimal(_ value: Int, to out: inout some ASCIISink) {
         precondition(value >= 0, "appendDecimal takes non-negative values")
         if value < 10 {
-            out.append(zero + UInt8(value))
+            out.appendByte(zero + UInt8(value))
             return
         }
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
@@ -63,18 +88,18 @@ public enum ASCII {
             }
             while count > 0 {
                 count -= 1
-                out.append(raw[count])
+                out.appendByte(raw[count])
             }
         }
     }
 
     /// Appends a non-negative integer in lower-case hexadecimal without leading zeros.
-    public static func appendHex(_ value: Int, to out: inout [UInt8]) {
+    public static func appendHex(_ value: Int, to out: inout some ASCIISink) {
         var shift = 60
         while shift > 0, (value >> shift) & 0xF == 0 { shift -= 4 }
         while shift >= 0 {
             let nibble = UInt8((value >> shift) & 0xF)
-            out.append(nibble < 10 ? zero + nibble : 0x61 + nibble - 10)
+            out.appendByte(nibble < 10 ? zero + nibble : 0x61 + nibble - 10)
             shift -= 4
         }
     }

@@ -175,25 +175,24 @@ extension IPAddress: CustomStringConvertible {
     }
 
     /// Appends the canonical text to `out` without an intermediate String.
-    public func appendASCII(to out: inout [UInt8]) {
+    public func appendASCII(to out: inout some ASCIISink) {
         switch self {
         case .v4(let value):
             for shift in [24, 16, 8, 0] {
                 ASCII.appendDecimal(Int(UInt8(truncatingIfNeeded: value >> UInt32(shift))), to: &out)
-                if shift != 0 { out.append(ASCII.dot) }
+                if shift != 0 { out.appendByte(ASCII.dot) }
             }
         case .v6(let high, let low):
-            var groups = [UInt16](repeating: 0, count: 8)
-            for i in 0..<4 {
-                groups[i] = UInt16(truncatingIfNeeded: high >> UInt64(48 - 16 * i))
-                groups[i + 4] = UInt16(truncatingIfNeeded: low >> UInt64(48 - 16 * i))
+            // Group i of the eight, computed on demand (no array: this runs on every rewritten line).
+            func group(_ i: Int) -> UInt16 {
+                UInt16(truncatingIfNeeded: (i < 4 ? high : low) >> UInt64(48 - 16 * (i % 4)))
             }
             // RFC 5952 4.2: the longest run of two or more zero groups, the first one on a tie.
             var bestStart = -1
             var bestLength = 1
             var runStart = -1
             for i in 0...8 {
-                if i < 8, groups[i] == 0 {
+                if i < 8, group(i) == 0 {
                     if runStart < 0 { runStart = i }
                 } else if runStart >= 0 {
                     if i - runStart > bestLength {
@@ -206,14 +205,14 @@ extension IPAddress: CustomStringConvertible {
             var i = 0
             while i < 8 {
                 if i == bestStart {
-                    out.append(ASCII.colon)
-                    if i == 0 { out.append(ASCII.colon) }
+                    out.appendByte(ASCII.colon)
+                    if i == 0 { out.appendByte(ASCII.colon) }
                     i += bestLength
                     if i == 8 { break }
                     continue
                 }
-                ASCII.appendHex(Int(groups[i]), to: &out)
-                if i < 7 { out.append(ASCII.colon) }
+                ASCII.appendHex(Int(group(i)), to: &out)
+                if i < 7 { out.appendByte(ASCII.colon) }
                 i += 1
             }
         }

@@ -130,9 +130,8 @@ public enum FTPAddressScanner {
     /// Reads comma-separated decimal numbers, each optionally preceded by spaces after the comma. Stops at the
     /// first byte that continues no number; fails when more than `max` numbers follow.
     static func readNumberList(_ bytes: UnsafeRawBufferPointer, from cursor: inout Int, max: Int)
-        throws(FTPParseError) -> [Int] {
-        var numbers: [Int] = []
-        numbers.reserveCapacity(max)
+        throws(FTPParseError) -> NumberList {
+        var numbers = NumberList()
         while true {
             var value = 0
             var digits = 0
@@ -143,8 +142,8 @@ public enum FTPAddressScanner {
                 cursor += 1
             }
             guard digits > 0 else { throw .malformed("expected a number") }
+            guard numbers.count < max else { throw .malformed("more than \(max) numbers") }
             numbers.append(value)
-            guard numbers.count <= max else { throw .malformed("more than \(max) numbers") }
             guard cursor < bytes.count, bytes[cursor] == ASCII.comma else { return numbers }
             // Only commit to the comma when a number follows it.
             var look = cursor + 1
@@ -161,17 +160,17 @@ public enum FTPAddressScanner {
         return UInt16(value)
     }
 
-    static func endpointFromSix(_ numbers: [Int]) throws(FTPParseError) -> Endpoint {
-        for number in numbers where number > 255 { throw .octetOutOfRange(number) }
+    static func endpointFromSix(_ numbers: NumberList) throws(FTPParseError) -> Endpoint {
+        for index in 0..<numbers.count where numbers[index] > 255 { throw .octetOutOfRange(numbers[index]) }
         let address = UInt32(numbers[0]) << 24 | UInt32(numbers[1]) << 16 | UInt32(numbers[2]) << 8 | UInt32(numbers[3])
         let port = numbers[4] << 8 | numbers[5]
         guard port != 0 else { throw .portOutOfRange(0) }
         return Endpoint(address: .v4(address), port: UInt16(port))
     }
 
-    static func endpointFromLong(_ numbers: [Int]) throws(FTPParseError) -> Endpoint {
+    static func endpointFromLong(_ numbers: NumberList) throws(FTPParseError) -> Endpoint {
         guard numbers.count >= 2 else { throw .malformed("too few numbers") }
-        for number in numbers where number > 255 { throw .octetOutOfRange(number) }
+        for index in 0..<numbers.count where numbers[index] > 255 { throw .octetOutOfRange(numbers[index]) }
         let family = numbers[0]
         let length = numbers[1]
         switch (family, length) {
@@ -182,11 +181,30 @@ public enum FTPAddressScanner {
         guard numbers.count == 2 + length + 3, numbers[2 + length] == 2 else {
             throw .malformed("expected a 2-byte port after the address")
         }
-        guard let address = IPAddress(bytes: numbers[2..<(2 + length)].map { UInt8($0) }) else {
+        guard let address = IPAddress(bytes: (2..<(2 + length)).lazy.map { UInt8(numbers[$0]) }) else {
             throw .malformed("bad address length")
         }
         let port = numbers[3 + length] << 8 | numbers[4 + length]
         guard port != 0 else { throw .portOutOfRange(0) }
         return Endpoint(address: address, port: UInt16(port))
+    }
+}
+
+/// Up to 21 numbers (LPRT's longest list) kept inline: scanning a reply allocates nothing.
+struct NumberList {
+    private var storage: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int,
+                          Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    private(set) var count = 0
+    static let capacity = 21
+
+    mutating func append(_ value: Int) {
+        precondition(count < Self.capacity, "NumberList holds at most \(Self.capacity) numbers")
+        withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: value, toByteOffset: count * MemoryLayout<Int>.stride, as: Int.self) }
+        count += 1
+    }
+
+    subscript(index: Int) -> Int {
+        precondition(index >= 0 && index < count, "index out of range")
+        return withUnsafeBytes(of: storage) { $0.load(fromByteOffset: index * MemoryLayout<Int>.stride, as: Int.self) }
     }
 }

@@ -121,37 +121,43 @@ public struct FTPSessionStateMachine: Sendable {
         switch awaiting.rewrite {
         case .activeCommand(let verb, let delimiter, let terminator):
             let inside = Endpoint(address: context.insideAddress, port: port)
-            var bytes = [UInt8]()
-            bytes.reserveCapacity(64)
+            // Written straight into the buffer that is sent: one allocation for the whole line.
+            var rewritten = ByteBuffer()
+            rewritten.reserveCapacity(64)
             switch verb {
             case .port where inside.address.unmapped.isIPv4:
-                bytes.append(contentsOf: "PORT ".utf8)
-                FTPAddressWriter.appendSix(inside, to: &bytes)
+                rewritten.writeStaticString("PORT ")
+                FTPAddressWriter.appendSix(inside, to: &rewritten)
             case .lprt:
-                bytes.append(contentsOf: "LPRT ".utf8)
-                FTPAddressWriter.appendLong(inside, to: &bytes)
+                rewritten.writeStaticString("LPRT ")
+                FTPAddressWriter.appendLong(inside, to: &rewritten)
             default:
                 // EPRT, and PORT towards an IPv6 server, which PORT cannot address.
-                bytes.append(contentsOf: "EPRT ".utf8)
-                FTPAddressWriter.appendExtended(inside, delimiter: delimiter, to: &bytes)
+                rewritten.writeStaticString("EPRT ")
+                FTPAddressWriter.appendExtended(inside, delimiter: delimiter, to: &rewritten)
             }
-            var rewritten = ByteBuffer(bytes: bytes)
-            var terminatorBytes = awaiting.line.getSlice(at: awaiting.line.readerIndex + terminator.lowerBound,
-                                                         length: terminator.count) ?? ByteBuffer()
-            rewritten.writeBuffer(&terminatorBytes)
+            awaiting.line.withUnsafeReadableBytes { line in
+                rewritten.writeBytes(UnsafeRawBufferPointer(rebasing: line[terminator]))
+            }
             expectations.append(.activeReply(pinhole: id))
             outbox.append(.report(.rewritten(from: .client, original: awaiting.line, rewritten: rewritten)))
             outbox.append(.forward(rewritten, to: .server))
 
         case .passiveReply(let code, let range):
-            var bytes = [UInt8]()
-            bytes.reserveCapacity(48)
-            switch code {
-            case 227: FTPAddressWriter.appendSix(Endpoint(address: context.publicAddress, port: port), to: &bytes)
-            case 228: FTPAddressWriter.appendLong(Endpoint(address: context.publicAddress, port: port), to: &bytes)
-            default: ASCII.appendDecimal(Int(port), to: &bytes)
+            // The line as it was, with only the address span replaced, written into one new buffer.
+            var rewritten = ByteBuffer()
+            rewritten.reserveCapacity(awaiting.line.readableBytes + 16)
+            awaiting.line.withUnsafeReadableBytes { line in
+                rewritten.writeBytes(UnsafeRawBufferPointer(rebasing: line[..<range.lowerBound]))
             }
-            let rewritten = awaiting.line.replacing(range, with: bytes)
+            switch code {
+            case 227: FTPAddressWriter.appendSix(Endpoint(address: context.publicAddress, port: port), to: &rewritten)
+            case 228: FTPAddressWriter.appendLong(Endpoint(address: context.publicAddress, port: port), to: &rewritten)
+            default: ASCII.appendDecimal(Int(port), to: &rewritten)
+            }
+            awaiting.line.withUnsafeReadableBytes { line in
+                rewritten.writeBytes(UnsafeRawBufferPointer(rebasing: line[range.upperBound...]))
+            }
             outbox.append(.report(.rewritten(from: .server, original: awaiting.line, rewritten: rewritten)))
             outbox.append(.forward(rewritten, to: .client))
             finishReplyLine(awaiting.line, code: code)
@@ -416,16 +422,3 @@ extension FTPSide {
     public var other: FTPSide { self == .client ? .server : .client }
 }
 
-extension ByteBuffer {
-    /// A copy of the readable bytes with `range` (offsets from the reader index) replaced by `bytes`.
-    func replacing(_ range: Range<Int>, with bytes: [UInt8]) -> ByteBuffer {
-        var out = ByteBuffer()
-        out.reserveCapacity(readableBytes - range.count + bytes.count)
-        withUnsafeReadableBytes { source in
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: source[..<range.lowerBound]))
-            out.writeBytes(bytes)
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: source[range.upperBound...]))
-        }
-        return out
-    }
-}

@@ -164,7 +164,7 @@ public struct SIPGatewayStateMachine: Sendable {
     // MARK: Messages
 
     private mutating func handle(_ inbound: Inbound) {
-        if inbound.side == .outside, inbound.flow.transport == .tcp, let connection = inbound.flow.connection {
+        if inbound.flow.transport == .tcp, let connection = inbound.flow.connection, inbound.flow.remote != context.upstream {
             connectionRemotes[connection] = inbound.flow.remote
         }
         let message: SIPMessage
@@ -275,7 +275,12 @@ public struct SIPGatewayStateMachine: Sendable {
         }
         let viaAddress = work.destination == upstreamFlow(for: work.flow) || work.side == .outside
             ? (context.insideAddress, context.insidePort) : (context.publicAddress, context.publicPort)
-        let branch = SIPGatewayStateMachine.branch(for: message, flow: work.flow, salt: tokenSalt)
+        var branch = SIPGatewayStateMachine.branch(for: message, flow: work.flow, salt: tokenSalt)
+        if work.flow.transport == .tcp, let connection = work.flow.connection, work.side == .inside,
+           work.flow.remote != context.upstream {
+            // A request that came on a connection the upstream opened to us: its response must go back on it.
+            branch += ".c\(connection)"
+        }
         var via = Array("Via: SIP/2.0/\(work.destination.transport.viaToken) ".utf8)
         SIPGatewayStateMachine.appendHostPort(viaAddress.0, viaAddress.1, to: &via)
         via.append(contentsOf: Array(";branch=\(branch)\r\n".utf8))
@@ -295,13 +300,16 @@ public struct SIPGatewayStateMachine: Sendable {
 
     private mutating func annotateReceived(_ work: inout SIPMessageWork, _ via: SIPVia) {
         let source = work.flow.remote
-        let rport = via.parameter(named: "rport")
-        if via.received == nil, via.host.address.map({ !$0.isSameHost(as: source.address) }) ?? true || rport != nil {
-            var params = Array(";received=".utf8)
-            source.address.appendASCII(to: &params)
-            work.editor.insert(params, at: via.parametersEnd)
+        // What the sender wrote about where it is counts for nothing: received and rport always say where the
+        // request really came from, or a forged received= would send the responses to a third host.
+        var received = Array(";received=".utf8)
+        source.address.appendASCII(to: &received)
+        if let existing = via.parameter(named: "received") {
+            work.editor.replace(existing.range, with: received)
+        } else if via.host.address.map({ !$0.isSameHost(as: source.address) }) ?? true || via.hasRPort {
+            work.editor.insert(received, at: via.parametersEnd)
         }
-        if let rport, rport.value == nil {
+        if let rport = via.parameter(named: "rport") {
             // The parameter's range starts at its ';'.
             work.editor.replace(rport.range, with: Array(";rport=\(source.port)".utf8))
         }
@@ -383,6 +391,9 @@ public struct SIPGatewayStateMachine: Sendable {
                 remote = known
             }
             work.destination = SIPFlow(transport: work.flow.transport, remote: remote, connection: work.flow.connection)
+        } else if let connection = SIPGatewayStateMachine.connection(inBranch: top.branch),
+                  let remote = connectionRemotes[connection] {
+            work.destination = SIPFlow(transport: .tcp, remote: remote, connection: connection)
         } else {
             work.destination = upstreamFlow(for: work.flow)
         }
@@ -517,7 +528,7 @@ public struct SIPGatewayStateMachine: Sendable {
                 nextID += 1
                 work.streamRelays[index] = id
                 work.relayRequests.append(SIPMediaRequest(
-                    id: id, callID: work.callID,
+                    id: id, callID: work.callID, dialog: dialogs[work.callID]?.id ?? 0,
                     outsidePeer: work.side == .outside ? peer : nil, insidePeer: work.side == .inside ? peer : nil,
                     outsideRTCPPort: work.side == .outside ? rtcp : nil, insideRTCPPort: work.side == .inside ? rtcp : nil,
                     outsideAllowed: outsideAllowed))
@@ -585,6 +596,13 @@ public struct SIPGatewayStateMachine: Sendable {
         mix((message.topVia.branch ?? message.callID).utf8)
         mix(flow.description.utf8)
         return branchPrefix + String(hash, radix: 36)
+    }
+
+    /// The connection number a branch carries (`...c7`), if any.
+    static func connection(inBranch branch: String?) -> UInt64? {
+        guard let branch, let last = branch.split(separator: ".").last, last.first == "c",
+              branch.split(separator: ".").count > 1 else { return nil }
+        return UInt64(last.dropFirst())
     }
 
     static func token(_ counter: UInt64, salt: UInt64) -> String {

@@ -64,6 +64,8 @@ public struct SIPMediaRequest: Hashable, Sendable {
     public var id: UInt64
     /// The Call-ID of the dialog it belongs to (for logs).
     public var callID: String
+    /// The dialog's number: relays of one dialog count together against the per-session pinhole limit.
+    public var dialog: UInt64
     /// Where media for the outside party goes until its packets arrive (from its SDP), if known yet.
     public var outsidePeer: Endpoint?
     /// Where media for the inside party goes, if known yet.
@@ -74,10 +76,11 @@ public struct SIPMediaRequest: Hashable, Sendable {
     /// The only address admitted on the outside sockets: the outside party's signalling address.
     public var outsideAllowed: IPAddress
 
-    public init(id: UInt64, callID: String, outsidePeer: Endpoint?, insidePeer: Endpoint?, outsideRTCPPort: UInt16?,
-                insideRTCPPort: UInt16?, outsideAllowed: IPAddress) {
+    public init(id: UInt64, callID: String, dialog: UInt64, outsidePeer: Endpoint?, insidePeer: Endpoint?,
+                outsideRTCPPort: UInt16?, insideRTCPPort: UInt16?, outsideAllowed: IPAddress) {
         self.id = id
         self.callID = callID
+        self.dialog = dialog
         self.outsidePeer = outsidePeer
         self.insidePeer = insidePeer
         self.outsideRTCPPort = outsideRTCPPort
