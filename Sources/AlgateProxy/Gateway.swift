@@ -91,6 +91,8 @@ public final class Gateway: Service, Sendable {
     }
 
     public func run() async throws {
+        // SIGHUP is trapped before anything is announced: its default action would end the process.
+        let hangups: UnixSignalsSequence? = reload == nil ? nil : await UnixSignalsSequence(trapping: .sighup)
         var bound: [Endpoint] = []
         do {
             for listener in listeners { bound.append(try await listener.start()) }
@@ -108,10 +110,9 @@ public final class Gateway: Service, Sendable {
 
         // Serve until SIGTERM/SIGINT (or cancellation); SIGHUP reloads the policy rules meanwhile.
         await withTaskGroup(of: Void.self) { tasks in
-            if let reload {
-                let signals = await UnixSignalsSequence(trapping: .sighup)
+            if let reload, let hangups {
                 tasks.addTask { [self] in
-                    for await _ in signals { self.reloadPolicy(reload) }
+                    for await _ in hangups { self.reloadPolicy(reload) }
                 }
             }
             try? await gracefulShutdown()

@@ -310,6 +310,11 @@ import Testing
         #expect(d.toServer == ["USER anonymous\r\n", "PASV\r\n"])
         #expect(d.toClient.prefix(3) == ["220 hi\r\n", "550 Refused by policy.\r\n", "530 Not logged in.\r\n"])
         #expect(d.machine.user.map { String(buffer: $0) } == "anonymous")
+        // A refused USER does not become the session's name: later commands are judged as before.
+        d.client("USER root\r\n")
+        d.client("PWD\r\n")
+        #expect(d.machine.user.map { String(buffer: $0) } == "anonymous")
+        #expect(d.toServer.last == "PWD\r\n")
         // Replies still match their commands: the refused ones never reached the server.
         #expect(d.opened.count == 1)
     }

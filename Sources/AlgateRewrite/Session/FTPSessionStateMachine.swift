@@ -188,14 +188,15 @@ public struct FTPSessionStateMachine: Sendable {
             close("more than \(configuration.maxPipelinedCommands) commands pipelined without a reply")
             return
         }
-        if command.verb == .user {
-            user = line.getSlice(at: line.readerIndex + command.argument.lowerBound, length: command.argument.count)
-        }
-        if let admission = commandAdmission, case .refuse(let reply) = admission(line, user) {
+        // USER is judged by the name it asks for; the session takes that name only once the command is admitted.
+        let candidate = command.verb == .user
+            ? line.getSlice(at: line.readerIndex + command.argument.lowerBound, length: command.argument.count) : user
+        if let admission = commandAdmission, case .refuse(let reply) = admission(line, candidate) {
             outbox.append(.report(.refused(command: line, reason: .policy(reply))))
             outbox.append(.forward(Self.reply(reply), to: .client))
             return
         }
+        if command.verb == .user { user = candidate }
         switch command.verb {
         case .port, .eprt, .lprt:
             handleActiveCommand(line, command)
