@@ -44,6 +44,13 @@ let package = Package(
         // libpcre2-8, for policy patterns.
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         .target(name: "AlgatePolicy", dependencies: ["CPCRE2", "AlgateRewrite"], swiftSettings: strict),
+        // libpcap, for reading captures.
+        .systemLibrary(name: "CPcap", providers: [.apt(["libpcap-dev"])]),
+        .target(
+            name: "AlgateReplay",
+            dependencies: ["CPcap", "AlgateRewrite", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
         .target(
             name: "AlgateConfig",
             dependencies: [
@@ -67,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "algate",
             dependencies: [
-                "AlgateRewrite", "AlgateConfig", "AlgateProxy", "AlgatePinholes",
+                "AlgateRewrite", "AlgateConfig", "AlgateProxy", "AlgatePinholes", "AlgateReplay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -89,6 +96,11 @@ let package = Package(
         .testTarget(name: "AlgatePolicyTests", dependencies: ["AlgatePolicy", "AlgateRewrite"], swiftSettings: strict),
         .testTarget(name: "AlgateConfigTests", dependencies: ["AlgateConfig", "AlgateRewrite", "AlgatePolicy"], swiftSettings: strict),
         .testTarget(name: "AlgateCLITests", dependencies: ["algate"], swiftSettings: strict),
+        .testTarget(
+            name: "AlgateReplayTests",
+            dependencies: ["AlgateReplay", "AlgateRewrite"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "AlgateProxyTests",
             dependencies: [

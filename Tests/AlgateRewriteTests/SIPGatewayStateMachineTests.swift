@@ -248,3 +248,16 @@ import Testing
         #expect(d.opened[0].dialog != 0)
     }
 }
+
+@Suite struct SIPBareContactTests {
+    /// `Contact: sip:a@host;expires=60` has no <>: the mapping parameter must go inside the URI, in brackets.
+    @Test func aBareContactGetsBracketsSoTheMappingStaysInTheURI() throws {
+        var d = SIPGatewayDriver()
+        d.fromPhone(SIPSamples.invite(contact: "sip:alice@192.168.1.20:5062;expires=60"))
+        let line = try #require(d.last?.text.components(separatedBy: "\r\n").first { $0.hasPrefix("Contact:") })
+        #expect(line.hasPrefix("Contact: <sip:alice@10.0.0.1:5060;algate="))
+        #expect(line.hasSuffix(">;expires=60"))
+        let parsed = try SIPMessage.parse(ByteBuffer(string: try #require(d.last).text))
+        #expect(parsed.contacts.first?.uri.parameter(named: "algate") != nil)
+    }
+}

@@ -453,6 +453,11 @@ public struct SIPGatewayStateMachine: Sendable {
             SIPGatewayStateMachine.appendHostPort(host.0, host.1, to: &replacement)
             if work.destination.transport == .tcp { replacement.append(contentsOf: ";transport=tcp".utf8) }
             replacement.append(contentsOf: ";algate=\(token)".utf8)
+            if !contact.hasAngleBrackets {
+                // Without <>, a ;param after the URI belongs to the header: the mapping must sit inside the URI.
+                replacement.insert(UInt8(ascii: "<"), at: 0)
+                replacement.append(UInt8(ascii: ">"))
+            }
             work.editor.replace(contact.uriRange, with: replacement)
             if registering, requested == 0 {
                 // De-registration: forward it, then forget the mapping (the 200 confirms nothing we need).

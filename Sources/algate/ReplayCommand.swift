@@ -1,0 +1,74 @@
+import AlgateReplay
+import AlgateRewrite
+import ArgumentParser
+import Foundation
+
+/// `algate replay FILE`: runs every FTP and SIP control session of a capture through the gateway's engine, offline,
+/// and reports what it would rewrite, which pinholes it would open, what it would refuse, and whether the data
+/// connections and media flows the capture holds fall into those pinholes.
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Replay the FTP and SIP control sessions of a capture through the gateway's engine.",
+        discussion: """
+            FILE is a pcap or pcapng capture, optionally gzip-compressed (Ethernet with VLAN tags, Linux cooked \
+            SLL/SLL2, raw IP, BSD/OpenBSD loopback; IPv4 and IPv6, fragments reassembled; TCP reassembled). FTP \
+            control sessions are found on port 21 or by a 220 greeting, SIP on port 5060/5061 or by a SIP start \
+            line. Each session runs through the same engine the proxy uses, as if --side were behind NAT with \
+            --public-address, and the report lists per session its messages, the rewrites (before and after), the \
+            pinholes that would open, malformed or refused messages and what was done with them, and the data-flow \
+            check: every data connection (FTP) or RTP/RTCP flow (SIP) of the capture should fall into a predicted \
+            pinhole. Exit status: 0 when the capture was replayed (also when it holds no FTP or SIP, or is \
+            truncated: the report says so), 2 when FILE is not a readable capture or an option is wrong.
+            """)
+
+    @Argument(help: "The capture file (pcap or pcapng, optionally gzip-compressed).")
+    var file: String
+
+    @Option(help: "The public address of the side behind NAT.")
+    var publicAddress = "203.0.113.7"
+
+    @Option(help: ArgumentHelp("Which side of each session is behind NAT.", valueName: "client|server"))
+    var side = "client"
+
+    @Flag(help: "Print the report as JSON (per session: protocol, messages, rewrites, pinholes, errors, dataFlows).")
+    var json = false
+
+    @Flag(help: "Replay against a live gateway on loopback (not available yet).")
+    var live = false
+
+    func run() throws {
+        if live {
+            throw UsageError(message: "replay --live: not available yet (this build replays offline only)")
+        }
+        guard let address = IPAddress(publicAddress) else {
+            throw UsageError(message: "replay: --public-address \(publicAddress): not an IPv4 or IPv6 address")
+        }
+        guard let nattedSide = ReplaySide(rawValue: side) else {
+            throw UsageError(message: "replay: --side \(side): expected client or server")
+        }
+        let report: ReplayReport
+        do {
+            report = try CaptureReplayer.replay(path: file, settings: ReplaySettings(side: nattedSide,
+                                                                                     publicAddress: address))
+        } catch {
+            throw UsageError(message: "replay: \(error.description)")
+        }
+        if report.truncated, let problem = report.problems.first {
+            Algate.printError("algate: warning: \(problem)")
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let data: Data
+            do {
+                data = try encoder.encode(report)
+            } catch {
+                throw RuntimeError(message: "replay: cannot encode the report: \(error)")
+            }
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(ReplayReportFormatter.text(report), terminator: "")
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+
+/// The `algate` executable of this build, next to the test bundle (as Tests/AlgateCLITests finds it).
+enum AlgateBinary {
+    static let url: URL? = {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return [bundle, bundle.deletingLastPathComponent()].map { $0.appendingPathComponent("algate") }
+            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }()
+}
+
+/// `algate replay` as a program: output and exit codes (0 replayed, 2 not a capture or a usage error).
+@Suite(.enabled(if: AlgateBinary.url != nil, "the algate binary is not built next to the tests"))
+struct ReplayCommandTests {
+
+    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        let binary: URL = try #require(AlgateBinary.url)
+        process.executableURL = binary
+        process.arguments = ["replay"] + arguments
+        let stdout = Pipe(), stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        let out = stdout.fileHandleForReading.readDataToEndOfFile()
+        let err = stderr.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    @Test func exitCodesAndMessages() throws {
+        let ftp = try CaptureFile.write(CaptureFile.pcap(linkType: 1, frames: PacketScript.frames(
+            CraftedSessions.ftp().packets.map(\.bytes))))
+        defer { try? FileManager.default.removeItem(atPath: ftp) }
+        let replayed = try run([ftp])
+        #expect(replayed.status == 0)
+        #expect(replayed.stdout.contains("session 1: FTP over TCP"))
+        #expect(replayed.stdout.contains("data flows: observed 2, predicted 2, covered 2"))
+
+        let json = try run([ftp, "--json", "--side", "server", "--public-address", "198.51.100.99"])
+        #expect(json.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let session = try #require((object?["sessions"] as? [[String: Any]])?.first)
+        #expect(session["protocol"] as? String == "ftp")
+        for key in ["messages", "rewrites", "pinholes", "errors"] { #expect(session[key] is [Any], "\(key)") }
+        let flows = try #require(session["dataFlows"] as? [String: Int])
+        #expect(flows == ["observed": 2, "predicted": 2, "covered": 2])
+        #expect(json.stdout.contains("198,51,100,99"))
+
+        let script = PacketScript()
+        script.udp(("192.0.2.1", 4000), ("192.0.2.2", 53), [1, 2, 3])
+        let nothing = try CaptureFile.write(CaptureFile.pcap(linkType: 1, frames: PacketScript.frames(
+            script.packets.map(\.bytes))))
+        defer { try? FileManager.default.removeItem(atPath: nothing) }
+        let empty = try run([nothing])
+        #expect(empty.status == 0)
+        #expect(empty.stdout.contains("no FTP or SIP control session in this capture"))
+
+        let text = try CaptureFile.write(Array("not a capture\n".utf8), suffix: ".txt")
+        defer { try? FileManager.default.removeItem(atPath: text) }
+        let refused = try run([text])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.split(separator: "\n").count == 1)
+        #expect(refused.stderr.contains("not a pcap or pcapng capture"))
+        #expect(refused.stdout.isEmpty)
+
+        let live = try run([ftp, "--live"])
+        #expect(live.status == 2)
+        #expect(live.stderr.contains("not available yet"))
+        #expect(try run([ftp, "--side", "middle"]).status == 2)
+        #expect(try run([ftp, "--public-address", "nowhere"]).status == 2)
+    }
+}
