@@ -261,3 +261,53 @@ import Testing
         #expect(parsed.contacts.first?.uri.parameter(named: "algate") != nil)
     }
 }
+
+@Suite struct SIPDialogMediaTests {
+    @Test func aReInviteUpdatesTheSameRelayInsteadOfOpeningAnother() throws {
+        var d = SIPGatewayDriver()
+        d.fromPhone(SIPSamples.invite())
+        d.fromPBX(SIPSamples.response(200, "OK", to: try #require(d.last).text, sdpFrom: ("10.0.0.6", 10000)))
+        let relay = d.opened[0].id
+        let updatesBefore = d.updated.count
+        // The phone moves its media (a re-INVITE in the dialog, new port).
+        let reinvite = SIPSamples.invite(via: "SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK-re;rport")
+            .replacingOccurrences(of: "To: <sip:bob@example.com>", with: "To: <sip:bob@example.com>;tag=b1")
+            .replacingOccurrences(of: "CSeq: 1 INVITE", with: "CSeq: 2 INVITE")
+            .replacingOccurrences(of: "m=audio 18000", with: "m=audio 18002")
+        d.fromPhone(reinvite)
+        #expect(d.opened.count == 1)
+        #expect(d.updated.count == updatesBefore + 1)
+        #expect(d.updated.last == relay)
+        // The PBX still sees the same relay port.
+        #expect(d.last?.text.contains("m=audio 40002 RTP/AVP 8") == true)
+    }
+
+    @Test func cancelClosesTheMediaOfTheInvite() throws {
+        var d = SIPGatewayDriver()
+        d.fromPhone(SIPSamples.invite())
+        let cancel = "CANCEL sip:bob@203.0.113.7:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK-1;rport\r\n"
+            + "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+            + "Call-ID: call-1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+        d.fromPhone(cancel)
+        #expect(d.closed == [d.opened[0].id])
+        // The CANCEL carries the INVITE's branch, so the PBX matches it to the INVITE transaction.
+        let inviteBranch = try #require(d.sent[0].text.components(separatedBy: "\r\n").first { $0.contains("z9hG4bK-ag") })
+        let cancelBranch = try #require(d.sent[1].text.components(separatedBy: "\r\n").first { $0.contains("z9hG4bK-ag") })
+        #expect(inviteBranch == cancelBranch)
+    }
+
+    @Test func aDisabledStreamAndHoldAreLeftAlone() throws {
+        var d = SIPGatewayDriver()
+        let body = "v=0\r\no=u 1 1 IN IP4 192.168.1.20\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
+            + "m=audio 18000 RTP/AVP 8\r\na=sendonly\r\nm=video 0 RTP/AVP 96\r\n"
+        let invite = SIPSamples.invite()
+        let head = invite.components(separatedBy: "Content-Length:")[0]
+        d.fromPhone(head + "Content-Length: \(body.utf8.count)\r\n\r\n" + body)
+        let sent = try #require(d.last).text
+        #expect(sent.contains("c=IN IP4 0.0.0.0"))      // hold stays hold
+        #expect(sent.contains("a=sendonly"))
+        #expect(sent.contains("m=video 0 RTP/AVP 96"))   // disabled stays disabled
+        #expect(d.opened.count == 1)                      // one relay: the audio stream only
+        #expect(d.opened[0].outsidePeer == nil)           // 0.0.0.0 names no peer
+    }
+}
