@@ -79,53 +79,41 @@ struct ConfigurationDecoder {
     }
 
     private func decodeFTPListeners() throws(ConfigurationError) -> [FTPListenerSettings] {
-        let path = ConfigPath(keys: ["ftp"])
-        guard let node = root["ftp"] else { return [] }
+        try decodeArrayOfTables("ftp", known: Self.ftpKeys) { reader, _ throws(ConfigurationError) in
+            try decodeFTPListener(reader)
+        }
+    }
+
+    /// Each table of an array of tables (`[[key]]`), its keys checked, decoded in file order.
+    private func decodeArrayOfTables<T>(
+        _ key: String, known: [String],
+        _ decode: (TableReader, [String: TOMLNode]) throws(ConfigurationError) -> T
+    ) throws(ConfigurationError) -> [T] {
+        let path = ConfigPath(keys: [key])
+        guard let node = root[key] else { return [] }
         guard case .array(let items) = node else {
             if case .table = node {
-                throw sources.error(at: path, value: nil, "expected [[ftp]] (an array of tables), not [ftp]")
+                throw sources.error(at: path, value: nil, "expected [[\(key)]] (an array of tables), not [\(key)]")
             }
-            throw sources.error(at: path, value: node, "expected [[ftp]] tables, not \(node.typeName)")
+            throw sources.error(at: path, value: node, "expected [[\(key)]] tables, not \(node.typeName)")
         }
-        var listeners: [FTPListenerSettings] = []
+        var decoded: [T] = []
         for (index, item) in items.enumerated() {
             let itemPath = path.appending(index: index)
             guard case .table(let table) = item else {
                 throw sources.error(at: itemPath, value: item, "expected a table, not \(item.typeName)")
             }
-            try checkKeys(table, at: itemPath, known: Self.ftpKeys)
-            listeners.append(try decodeFTPListener(TableReader(table: table, path: itemPath, sources: sources)))
+            try checkKeys(table, at: itemPath, known: known)
+            decoded.append(try decode(TableReader(table: table, path: itemPath, sources: sources), table))
         }
-        return listeners
+        return decoded
     }
 
     private func decodeFTPListener(_ reader: TableReader) throws(ConfigurationError) -> FTPListenerSettings {
-        guard let listen = try reader.endpoint("listen") else {
-            throw sources.error(at: reader.path.appending("listen"), value: nil, "required key is missing")
-        }
+        let (listen, upstream, mode) = try decodeListenerBasics(reader)
         var settings = FTPListenerSettings(listen: listen, line: sources.exactLine(of: reader.path) ?? 0)
-        settings.upstream = try reader.endpoint("upstream")
-        if let upstream = settings.upstream, upstream.address.isUnspecified {
-            throw reader.error("upstream", "the unspecified address cannot be an upstream")
-        }
-        if let mode = try reader.string("mode") {
-            guard let value = FTPListenerSettings.Mode(rawValue: mode) else {
-                throw reader.error("mode", "expected \"reverse\" or \"transparent\"")
-            }
-            settings.mode = value
-        } else {
-            settings.mode = settings.upstream == nil ? .transparent : .reverse
-        }
-        switch (settings.mode, settings.upstream) {
-        case (.reverse, nil):
-            throw reader.error("mode", "reverse mode needs an upstream (add upstream = \"ADDRESS:PORT\")")
-        case (.transparent, _?):
-            throw reader.error(
-                "upstream", "transparent mode takes no upstream (each session goes to its original destination)"
-            )
-        default:
-            break
-        }
+        settings.upstream = upstream
+        settings.mode = mode
         settings.publicAddress = try reader.address("public-address")
         if let address = settings.publicAddress, address.isUnspecified {
             throw reader.error("public-address", "the unspecified address cannot be announced to clients")
@@ -141,52 +129,17 @@ struct ConfigurationDecoder {
     }
 
     private func decodeSIPListeners() throws(ConfigurationError) -> [SIPListenerSettings] {
-        let path = ConfigPath(keys: ["sip"])
-        guard let node = root["sip"] else { return [] }
-        guard case .array(let items) = node else {
-            if case .table = node {
-                throw sources.error(at: path, value: nil, "expected [[sip]] (an array of tables), not [sip]")
-            }
-            throw sources.error(at: path, value: node, "expected [[sip]] tables, not \(node.typeName)")
+        try decodeArrayOfTables("sip", known: Self.sipKeys) { reader, table throws(ConfigurationError) in
+            try decodeSIPListener(reader, table)
         }
-        var listeners: [SIPListenerSettings] = []
-        for (index, item) in items.enumerated() {
-            let itemPath = path.appending(index: index)
-            guard case .table(let table) = item else {
-                throw sources.error(at: itemPath, value: item, "expected a table, not \(item.typeName)")
-            }
-            try checkKeys(table, at: itemPath, known: Self.sipKeys)
-            listeners.append(try decodeSIPListener(TableReader(table: table, path: itemPath, sources: sources), table))
-        }
-        return listeners
     }
 
     private func decodeSIPListener(_ reader: TableReader, _ table: [String: TOMLNode])
         throws(ConfigurationError) -> SIPListenerSettings {
-        guard let listen = try reader.endpoint("listen") else {
-            throw sources.error(at: reader.path.appending("listen"), value: nil, "required key is missing")
-        }
+        let (listen, upstream, mode) = try decodeListenerBasics(reader)
         var settings = SIPListenerSettings(listen: listen, line: sources.exactLine(of: reader.path) ?? 0)
-        settings.upstream = try reader.endpoint("upstream")
-        if let upstream = settings.upstream, upstream.address.isUnspecified {
-            throw reader.error("upstream", "the unspecified address cannot be an upstream")
-        }
-        if let mode = try reader.string("mode") {
-            guard let value = FTPListenerSettings.Mode(rawValue: mode) else {
-                throw reader.error("mode", "expected \"reverse\" or \"transparent\"")
-            }
-            settings.mode = value
-        } else {
-            settings.mode = settings.upstream == nil ? .transparent : .reverse
-        }
-        switch (settings.mode, settings.upstream) {
-        case (.reverse, nil):
-            throw reader.error("mode", "reverse mode needs an upstream (add upstream = \"ADDRESS:PORT\")")
-        case (.transparent, _?):
-            throw reader.error("upstream", "transparent mode takes no upstream")
-        default:
-            break
-        }
+        settings.upstream = upstream
+        settings.mode = mode
         if let node = table["transports"] {
             guard case .array(let items) = node, !items.isEmpty else {
                 throw reader.error("transports", "expected a non-empty array such as [\"udp\", \"tcp\"]")
@@ -320,6 +273,38 @@ struct ConfigurationDecoder {
         let name = "\(reader.path)" + (line > 0 ? " (line \(line))" : "")
         return PolicyRule(name: name, action: action, application: application, field: field, pattern: pattern,
                           sources: networks, response: response)
+    }
+
+    /// The keys every listener has: `listen` (required), `upstream`, and `mode` (reverse with an upstream,
+    /// transparent without one; the two must agree).
+    private func decodeListenerBasics(_ reader: TableReader)
+        throws(ConfigurationError) -> (Endpoint, Endpoint?, FTPListenerSettings.Mode) {
+        guard let listen = try reader.endpoint("listen") else {
+            throw sources.error(at: reader.path.appending("listen"), value: nil, "required key is missing")
+        }
+        let upstream = try reader.endpoint("upstream")
+        if let upstream, upstream.address.isUnspecified {
+            throw reader.error("upstream", "the unspecified address cannot be an upstream")
+        }
+        let mode: FTPListenerSettings.Mode
+        if let text = try reader.string("mode") {
+            guard let value = FTPListenerSettings.Mode(rawValue: text) else {
+                throw reader.error("mode", "expected \"reverse\" or \"transparent\"")
+            }
+            mode = value
+        } else {
+            mode = upstream == nil ? .transparent : .reverse
+        }
+        switch (mode, upstream) {
+        case (.reverse, nil):
+            throw reader.error("mode", "reverse mode needs an upstream (add upstream = \"ADDRESS:PORT\")")
+        case (.transparent, _?):
+            throw reader.error(
+                "upstream", "transparent mode takes no upstream (each session goes to its original destination)"
+            )
+        default:
+            return (listen, upstream, mode)
+        }
     }
 
     /// SIP listeners: none inside the pinhole ports, none on an endpoint another listener has.
