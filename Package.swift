@@ -96,6 +96,8 @@ let package = Package(
         .testTarget(name: "AlgatePolicyTests", dependencies: ["AlgatePolicy", "AlgateRewrite"], swiftSettings: strict),
         .testTarget(name: "AlgateConfigTests", dependencies: ["AlgateConfig", "AlgateRewrite", "AlgatePolicy"], swiftSettings: strict),
         .testTarget(name: "AlgateCLITests", dependencies: ["algate"], swiftSettings: strict),
+        // Network-namespace tests (Scripts/lab): run as root, skipped otherwise.
+        .testTarget(name: "LabTests", dependencies: ["algate"], swiftSettings: strict),
         .testTarget(
             name: "AlgateReplayTests",
             dependencies: ["AlgateReplay", "AlgateRewrite"],
