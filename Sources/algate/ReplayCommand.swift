@@ -6,7 +6,7 @@ import Foundation
 /// `algate replay FILE`: runs every FTP and SIP control session of a capture through the gateway's engine, offline,
 /// and reports what it would rewrite, which pinholes it would open, what it would refuse, and whether the data
 /// connections and media flows the capture holds fall into those pinholes.
-struct ReplayCommand: ParsableCommand {
+struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
         abstract: "Replay the FTP and SIP control sessions of a capture through the gateway's engine.",
@@ -19,7 +19,13 @@ struct ReplayCommand: ParsableCommand {
             pinholes that would open, malformed or refused messages and what was done with them, and the data-flow \
             check: every data connection (FTP) or RTP/RTCP flow (SIP) of the capture should fall into a predicted \
             pinhole. Exit status: 0 when the capture was replayed (also when it holds no FTP or SIP, or is \
-            truncated: the report says so), 2 when FILE is not a readable capture or an option is wrong.
+            truncated: the report says so), 2 when FILE is not a readable capture or an option is wrong. With \
+            --live, each FTP session is then also played through a gateway started in this process on loopback: \
+            the capture's client lines against it, a stand-in server answering in the captured order (PORT/EPRT \
+            and 227/229 addresses substituted), data connections carried through the pinholes; the live run must \
+            deliver every line, rewrite the same lines, open as many pinholes and carry every covered data \
+            connection intact, else the exit status is 1. SIP sessions, and sessions with refused or malformed \
+            lines, are listed as skipped by --live.
             """)
 
     @Argument(help: "The capture file (pcap or pcapng, optionally gzip-compressed).")
@@ -31,16 +37,13 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Which side of each session is behind NAT.", valueName: "client|server"))
     var side = "client"
 
-    @Flag(help: "Print the report as JSON (per session: protocol, messages, rewrites, pinholes, errors, dataFlows).")
+    @Flag(help: "Print the report as JSON (per session: protocol, messages, rewrites, pinholes, errors, dataFlows); not with --live.")
     var json = false
 
-    @Flag(help: "Replay against a live gateway on loopback (not available yet).")
+    @Flag(help: "Also replay each FTP session through a gateway started on loopback, and compare with the offline run.")
     var live = false
 
-    func run() throws {
-        if live {
-            throw UsageError(message: "replay --live: not available yet (this build replays offline only)")
-        }
+    func run() async throws {
         guard let address = IPAddress(publicAddress) else {
             throw UsageError(message: "replay: --public-address \(publicAddress): not an IPv4 or IPv6 address")
         }
@@ -56,6 +59,17 @@ struct ReplayCommand: ParsableCommand {
         }
         if report.truncated, let problem = report.problems.first {
             Algate.printError("algate: warning: \(problem)")
+        }
+        if live {
+            guard !json else { throw UsageError(message: "replay: --json and --live cannot be combined") }
+            print(ReplayReportFormatter.text(report), terminator: "")
+            let outcomes = await LiveReplay.run(report)
+            print(LiveReplay.text(outcomes), terminator: "")
+            let differing = outcomes.filter { $0.skipped == nil && !$0.matched }.count
+            if differing > 0 {
+                throw RuntimeError(message: "replay --live: \(differing) session(s) differ from the offline replay")
+            }
+            return
         }
         if json {
             let encoder = JSONEncoder()

@@ -1,0 +1,193 @@
+import AlgateReplay
+import AlgateRewrite
+import Foundation
+import Testing
+
+/// The sessions this project recorded from real peers on loopback (`Fixtures/replay`, re-recorded by
+/// `Scripts/record`): each capture next to the trimmed summary of its expected offline replay.
+enum ReplayFixtures {
+    static let directory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // AlgateReplayTests
+        .deletingLastPathComponent()  // Tests
+        .deletingLastPathComponent()  // the repository
+        .appendingPathComponent("Fixtures/replay", isDirectory: true)
+
+    /// What `Scripts/record` records; every one of them must be checked in.
+    static let names = [
+        "ftp-pasv-ipv4", "ftp-port-ipv4", "ftp-epsv-ipv6", "ftp-eprt-ipv6",
+        "sip-udp-rtp", "sip-tcp-rtp", "sip-register", "sip-inbound-call",
+    ]
+
+    static func capture(_ name: String) -> String { directory.appendingPathComponent("\(name).pcap").path }
+
+    static func expected(_ name: String) throws -> FixtureSummary {
+        let data = try Data(contentsOf: directory.appendingPathComponent("\(name).expected.json"))
+        return try JSONDecoder().decode(FixtureSummary.self, from: data)
+    }
+}
+
+/// The part of a replay report a fixture pins down (Scripts/record writes it with jq from `algate replay --json`):
+/// per session the protocol, transport, endpoints, how many messages, rewrites, pinholes and errors, and the
+/// data-flow check. Message texts, rewritten values and frame numbers are left out on purpose.
+struct FixtureSummary: Codable, Equatable, CustomStringConvertible {
+    struct Session: Codable, Equatable {
+        var `protocol`: String
+        var transport: String
+        var client: String
+        var server: String
+        var messages: Int
+        var rewrites: Int
+        var pinholes: Int
+        var errors: Int
+        var dataFlows: ReplaySession.DataFlows
+    }
+
+    var side: String
+    var publicAddress: String
+    var sessions: [Session]
+
+    init(side: String, publicAddress: String, sessions: [Session]) {
+        self.side = side
+        self.publicAddress = publicAddress
+        self.sessions = sessions
+    }
+
+    init(_ report: ReplayReport) {
+        self.init(side: report.side, publicAddress: report.publicAddress, sessions: report.sessions.map { session in
+            Session(protocol: session.protocol.rawValue, transport: session.transport, client: session.client,
+                    server: session.server, messages: session.messages.count, rewrites: session.rewrites.count,
+                    pinholes: session.pinholes.count, errors: session.errors.count, dataFlows: session.dataFlows)
+        })
+    }
+
+    var description: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "\(sessions)"
+    }
+}
+
+@Suite("Fixtures recorded from real peers replay to their expected results")
+struct FixtureReplayTests {
+
+    func replay(_ name: String, as expected: FixtureSummary) throws -> ReplayReport {
+        let side = try #require(ReplaySide(rawValue: expected.side), "\(name): side \(expected.side)")
+        let address = try #require(IPAddress(expected.publicAddress), "\(name): \(expected.publicAddress)")
+        return try CaptureReplayer.replay(path: ReplayFixtures.capture(name),
+                                          settings: ReplaySettings(side: side, publicAddress: address))
+    }
+
+    @Test("Every fixture is checked in, small", arguments: ReplayFixtures.names)
+    func checkedIn(_ name: String) throws {
+        let attributes = try FileManager.default.attributesOfItem(atPath: ReplayFixtures.capture(name))
+        let size = try #require(attributes[.size] as? Int)
+        #expect(size > 0 && size < 400_000, "\(name).pcap: \(size) bytes")
+        _ = try ReplayFixtures.expected(name)
+    }
+
+    @Test("A fixture replays offline to its expected result", arguments: ReplayFixtures.names)
+    func replaysAsExpected(_ name: String) throws {
+        let expected = try ReplayFixtures.expected(name)
+        let report = try replay(name, as: expected)
+        #expect(!report.truncated, "\(name): \(report.problems)")
+        #expect(report.problems.isEmpty, "\(name): \(report.problems)")
+        let actual = FixtureSummary(report)
+        #expect(actual == expected, "\(name) replayed to\n\(actual)\nexpected\n\(expected)")
+    }
+
+    @Test("Every data connection and media flow of a fixture falls into a predicted pinhole",
+          arguments: ReplayFixtures.names)
+    func everyFlowCovered(_ name: String) throws {
+        let expected = try ReplayFixtures.expected(name)
+        let report = try replay(name, as: expected)
+        #expect(!report.sessions.isEmpty, "\(name): no FTP or SIP session found")
+        for session in report.sessions {
+            #expect(session.dataFlows.observed == session.dataFlows.covered,
+                    "\(name) session \(session.id): \(session.dataFlows), flows \(session.flows)")
+            #expect(session.flows.allSatisfy { $0.coveredBy != nil }, "\(name) session \(session.id): \(session.flows)")
+            #expect(session.errors.isEmpty, "\(name) session \(session.id): \(session.errors)")
+        }
+        // A fixture recorded with a data connection or media must show it (else the recording lost it).
+        let observed = report.sessions.reduce(0) { $0 + $1.dataFlows.observed }
+        if name == "sip-register" {
+            #expect(observed == 0, "\(name): \(observed) flows")
+        } else {
+            #expect(observed >= 1, "\(name): no data connection or media flow in the capture")
+        }
+        // The checked-in expectation holds the same promise.
+        for session in expected.sessions {
+            #expect(session.dataFlows.observed == session.dataFlows.covered, "\(name).expected.json: \(session)")
+        }
+    }
+
+    @Test("Each recorded protocol and mode is there")
+    func whatIsRecorded() throws {
+        func summary(_ name: String) throws -> FixtureSummary { try ReplayFixtures.expected(name) }
+        for name in ["ftp-pasv-ipv4", "ftp-port-ipv4", "ftp-epsv-ipv6", "ftp-eprt-ipv6"] {
+            let sessions = try summary(name).sessions
+            #expect(sessions.count == 1 && sessions[0].protocol == "ftp", "\(name): \(sessions)")
+            #expect(sessions.allSatisfy { $0.pinholes == 1 }, "\(name): \(sessions)")
+        }
+        #expect(try summary("ftp-epsv-ipv6").sessions.allSatisfy { $0.client.hasPrefix("[::1]") })
+        #expect(try summary("ftp-eprt-ipv6").sessions.allSatisfy { $0.client.hasPrefix("[::1]") })
+        #expect(try summary("sip-udp-rtp").sessions.map(\.transport) == ["udp"])
+        #expect(try summary("sip-tcp-rtp").sessions.map(\.transport) == ["tcp"])
+        for name in ["sip-udp-rtp", "sip-tcp-rtp", "sip-register", "sip-inbound-call"] {
+            #expect(try summary(name).sessions.allSatisfy { $0.protocol == "sip" }, "\(name)")
+        }
+        #expect(try summary("sip-inbound-call").sessions.contains { $0.pinholes >= 1 && $0.dataFlows.covered >= 1 })
+    }
+
+    /// `algate replay FILE --live`: the FTP fixtures played through a gateway on loopback match their offline
+    /// replay (every line arrives, the same lines rewritten, as many pinholes, every data connection carried).
+    @Test("algate replay --live of an FTP fixture matches the offline replay",
+          .enabled(if: AlgateBinary.url != nil, "the algate binary is not built next to the tests"),
+          arguments: ["ftp-pasv-ipv4", "ftp-port-ipv4", "ftp-epsv-ipv6", "ftp-eprt-ipv6"])
+    func live(_ name: String) throws {
+        let run = try Self.algate(["replay", ReplayFixtures.capture(name), "--live"])
+        #expect(run.status == 0, "\(name):\n\(run.stdout)\n\(run.stderr)")
+        #expect(run.stdout.contains("live session 1 (FTP): matches the offline replay"), "\(name):\n\(run.stdout)")
+        #expect(run.stdout.contains("1 pinhole(s), 1 data connection(s) carried"), "\(name):\n\(run.stdout)")
+        #expect(run.stdout.contains("live: 1 session(s) replayed, 0 differ(s), 0 skipped"), "\(run.stdout)")
+    }
+
+    @Test("algate replay --live lists SIP sessions as skipped",
+          .enabled(if: AlgateBinary.url != nil, "the algate binary is not built next to the tests"))
+    func liveSkipsSIP() throws {
+        let run = try Self.algate(["replay", ReplayFixtures.capture("sip-udp-rtp"), "--live"])
+        #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+        #expect(run.stdout.contains("live session 1 (SIP): skipped"), "\(run.stdout)")
+    }
+
+    static func algate(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = try #require(AlgateBinary.url)
+        process.arguments = arguments
+        let stdout = Pipe(), stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        let out = stdout.fileHandleForReading.readDataToEndOfFile()
+        let err = stderr.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    /// `algate replay --json` prints what the summary was taken from (Scripts/record reads that output).
+    @Test("algate replay --json of a fixture gives the expected summary",
+          .enabled(if: AlgateBinary.url != nil, "the algate binary is not built next to the tests"),
+          arguments: ["ftp-pasv-ipv4", "sip-tcp-rtp"])
+    func commandLine(_ name: String) throws {
+        let process = Process()
+        process.executableURL = try #require(AlgateBinary.url)
+        process.arguments = ["replay", ReplayFixtures.capture(name), "--json"]
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        try process.run()
+        let data = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let report = try JSONDecoder().decode(ReplayReport.self, from: data)
+        #expect(FixtureSummary(report) == (try ReplayFixtures.expected(name)))
+    }
+}
