@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: demo test build release bench bench-engine bench-transfer deps clean
+.PHONY: demo test build release bench bench-engine bench-transfer bench-sip deps clean
 
 ## demo: install what is missing, build, run algate on Config/algate.toml in front of a local FTP server and
 ## transfer a file through it in passive and active mode, printing the rewritten lines and the pinholes.
@@ -25,13 +25,16 @@ build:
 release:
 	$(SWIFT) build -c release --product algate
 
-bench: bench-engine bench-transfer
+bench: bench-engine bench-transfer bench-sip
 
 bench-engine: deps
 	Scripts/bench-engine
 
 bench-transfer: deps
 	Scripts/bench-transfer
+
+bench-sip: deps
+	Scripts/bench-sip
 
 clean:
 	rm -rf .build Benchmarks/.build

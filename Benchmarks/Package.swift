@@ -1,5 +1,6 @@
 // swift-tools-version:6.1
-// Benchmarks of algate's FTP engine (AlgateRewrite's FTPSessionStateMachine), with ordo-one's package-benchmark.
+// Benchmarks of algate's FTP and SIP engines (AlgateRewrite's FTPSessionStateMachine and SIPGatewayStateMachine),
+// with ordo-one's package-benchmark.
 //
 //     ../Scripts/bench-engine                     # run, print the tables and a summary with ratios
 //     ../Scripts/bench-engine check               # allocations per rewritten line vs. Thresholds/
@@ -32,6 +33,27 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Benchmarks/FTPEngine",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "SIPEngine",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "AlgateRewrite", package: "algate"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/SIPEngine",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "PolicyEngine",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "AlgatePolicy", package: "algate"),
+                .product(name: "AlgateRewrite", package: "algate"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/PolicyEngine",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ],

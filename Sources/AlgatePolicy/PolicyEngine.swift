@@ -28,26 +28,27 @@ public struct PolicyEngine: Hashable, Sendable {
     public func evaluate(_ message: SIPMessage, from source: IPAddress) -> Verdict {
         evaluate(.sip, from: source) { field, body in
             message.bytes.withUnsafeReadableBytes { bytes in
-                var outcomes: [PolicyPattern.Outcome] = []
+                var outcome = Accumulated()
                 switch field {
                 case .sipMethod:
                     if case .request = message.startLine, let first = message.startLineRange.first {
                         var end = first
                         while end < message.startLineRange.upperBound, bytes[end] != ASCII.space { end += 1 }
-                        outcomes.append(body(UnsafeRawBufferPointer(rebasing: bytes[first..<end])))
+                        outcome.add(body(UnsafeRawBufferPointer(rebasing: bytes[first..<end])))
                     }
                 case .sipRequestURI:
                     if let range = message.requestURIRange {
-                        outcomes.append(body(UnsafeRawBufferPointer(rebasing: bytes[range])))
+                        outcome.add(body(UnsafeRawBufferPointer(rebasing: bytes[range])))
                     }
                 case .sipHeader(let name):
-                    for field in message.fields(named: name) {
-                        outcomes.append(body(UnsafeRawBufferPointer(rebasing: bytes[field.valueRange])))
+                    for field in message.headers where field.matches(name, in: bytes) {
+                        outcome.add(body(UnsafeRawBufferPointer(rebasing: bytes[field.valueRange])))
+                        if outcome.matched { break }
                     }
                 case .ftpVerb, .ftpArgument, .ftpUser:
                     break
                 }
-                return outcomes
+                return outcome
             }
         }
     }
@@ -69,28 +70,48 @@ public struct PolicyEngine: Hashable, Sendable {
                         while end < command.terminator.lowerBound, bytes[end] != ASCII.space { end += 1 }
                         range = start..<end
                     }
-                    return [body(UnsafeRawBufferPointer(rebasing: bytes[range]))]
+                    return Accumulated(body(UnsafeRawBufferPointer(rebasing: bytes[range])))
                 }
             case .ftpUser:
-                guard let user else { return [] }
-                return user.withUnsafeReadableBytes { [body($0)] }
+                guard let user else { return Accumulated() }
+                return user.withUnsafeReadableBytes { Accumulated(body($0)) }
             case .sipMethod, .sipRequestURI, .sipHeader:
-                return []
+                return Accumulated()
+            }
+        }
+    }
+
+    /// What the values of one field gave: any match, any limit hit.
+    struct Accumulated {
+        var matched = false
+        var limitExceeded = false
+
+        init() {}
+
+        init(_ outcome: PolicyPattern.Outcome) {
+            add(outcome)
+        }
+
+        mutating func add(_ outcome: PolicyPattern.Outcome) {
+            switch outcome {
+            case .match: matched = true
+            case .limitExceeded: limitExceeded = true
+            case .noMatch, .error: break
             }
         }
     }
 
     /// The shared loop: `match(field, body)` runs `body` (the rule's pattern) on each value of the field and
-    /// returns the outcomes; no value means the rule does not apply.
+    /// folds the outcomes; no value means the rule does not apply.
     private func evaluate(_ proto: PolicyRule.Application, from source: IPAddress,
                           match: (PolicyRule.Field, (UnsafeRawBufferPointer) -> PolicyPattern.Outcome)
-                              -> [PolicyPattern.Outcome]) -> Verdict {
+                              -> Accumulated) -> Verdict {
         var verdict = Verdict()
         for rule in rules where rule.application == proto {
             if !rule.sources.isEmpty, !rule.sources.contains(where: { $0.contains(source) }) { continue }
-            let outcomes = match(rule.field) { rule.pattern.match($0) }
-            if outcomes.contains(.limitExceeded) { verdict.limitExceeded.append(rule) }
-            guard outcomes.contains(.match) else { continue }
+            let outcome = match(rule.field) { rule.pattern.match($0) }
+            if outcome.limitExceeded { verdict.limitExceeded.append(rule) }
+            guard outcome.matched else { continue }
             switch rule.action {
             case .log: verdict.logged.append(rule)
             case .allow: return verdict
@@ -100,5 +121,18 @@ public struct PolicyEngine: Hashable, Sendable {
             }
         }
         return verdict
+    }
+}
+
+extension SIPHeaderField {
+    /// Whether this field's name is `name` (lower case, long form), compact forms included, without building
+    /// Strings: the known headers by the kind the parser already gave the field, any other by its bytes.
+    func matches(_ name: String, in bytes: UnsafeRawBufferPointer) -> Bool {
+        let wanted = name.utf8.withContiguousStorageIfAvailable { SIPHeaderName(UnsafeRawBufferPointer($0)) }
+            ?? Array(name.utf8).withUnsafeBytes { SIPHeaderName($0) }
+        if wanted != .other { return self.name == wanted }
+        let fieldName = UnsafeRawBufferPointer(rebasing: bytes[nameRange])
+        return fieldName.count == name.utf8.count
+            && zip(fieldName, name.utf8).allSatisfy { ASCII.lower($0) == $1 }
     }
 }

@@ -23,11 +23,15 @@ public final class PolicyPattern: Sendable {
     private let compiled: Mutex<Compiled>
 
     /// The compiled code and the match context with its limits; freed with the pattern.
+    /// The compiled code, the match context with its limits, and one match data block reused by every match
+    /// (the lock around it makes that safe, and saves an allocation per match).
     private struct Compiled: ~Copyable {
         let code: OpaquePointer
         let context: OpaquePointer
+        let data: OpaquePointer
 
         deinit {
+            pcre2_match_data_free_8(data)
             pcre2_match_context_free_8(context)
             pcre2_code_free_8(code)
         }
@@ -56,8 +60,13 @@ public final class PolicyPattern: Sendable {
         }
         pcre2_set_match_limit_8(context, matchLimit)
         pcre2_set_depth_limit_8(context, depthLimit)
+        guard let data = pcre2_match_data_create_from_pattern_8(code, nil) else {
+            pcre2_match_context_free_8(context)
+            pcre2_code_free_8(code)
+            throw PolicyPatternError(pattern: pattern, offset: 0, message: "out of memory")
+        }
         isJIT = pcre2_jit_compile_8(code, UInt32(PCRE2_JIT_COMPLETE)) == 0
-        compiled = Mutex(Compiled(code: code, context: context))
+        compiled = Mutex(Compiled(code: code, context: context, data: data))
     }
 
     /// Matches the pattern anywhere in `bytes` (no copy; the bytes need not be UTF-8).
@@ -70,10 +79,8 @@ public final class PolicyPattern: Sendable {
         let address = UInt(bitPattern: subject)
         let length = bytes.count
         let result: Int32 = compiled.withLock { compiled in
-            guard let data = pcre2_match_data_create_from_pattern_8(compiled.code, nil),
-                  let subject = UnsafePointer<UInt8>(bitPattern: address) else { return -48 }
-            defer { pcre2_match_data_free_8(data) }
-            return pcre2_match_8(compiled.code, subject, length, 0, 0, data, compiled.context)
+            guard let subject = UnsafePointer<UInt8>(bitPattern: address) else { return -48 }
+            return pcre2_match_8(compiled.code, subject, length, 0, 0, compiled.data, compiled.context)
         }
         switch result {
         case let count where count >= 0: return .match

@@ -190,21 +190,20 @@ public enum FTPAddressScanner {
     }
 }
 
-/// Up to 21 numbers (LPRT's longest list) kept inline: scanning a reply allocates nothing.
+/// Up to 21 numbers (LPRT's longest list) kept inline, in a SIMD vector: scanning a reply allocates nothing.
 struct NumberList {
-    private var storage: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int,
-                          Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    private var storage = SIMD32<Int>()
     private(set) var count = 0
     static let capacity = 21
 
     mutating func append(_ value: Int) {
         precondition(count < Self.capacity, "NumberList holds at most \(Self.capacity) numbers")
-        withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: value, toByteOffset: count * MemoryLayout<Int>.stride, as: Int.self) }
+        storage[count] = value
         count += 1
     }
 
     subscript(index: Int) -> Int {
         precondition(index >= 0 && index < count, "index out of range")
-        return withUnsafeBytes(of: storage) { $0.load(fromByteOffset: index * MemoryLayout<Int>.stride, as: Int.self) }
+        return storage[index]
     }
 }

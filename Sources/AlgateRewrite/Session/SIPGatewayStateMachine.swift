@@ -19,8 +19,11 @@ public struct SIPGatewayStateMachine: Sendable {
     public let context: SIPGatewayContext
     public let limits: SIPLimits
 
-    /// Contact mappings and dialogs kept at most; the oldest dialog mappings go first past this.
+    /// Contact mappings kept at most; past this the dialog mapping closest to expiry goes first.
     public var maxMappings = 10_000
+    /// How long a contact mapping of a dialog (not a registration) lives after it was last used. Several dialogs
+    /// may share one mapping (the same phone, the same contact), so no single dialog's end removes it.
+    public var dialogMappingLifetime: Double = 3600
     /// Consulted for every request after it parsed and before it is routed; nil admits everything.
     public var admission: (@Sendable (_ message: SIPMessage, _ from: SIPFlow, _ side: SIPSide) -> SIPAdmission)?
 
@@ -51,7 +54,6 @@ public struct SIPGatewayStateMachine: Sendable {
         var id: UInt64
         var streams: [Int: MediaStream] = [:]
         var established = false
-        var tokens: [String] = []
     }
 
     /// A message waiting for its media relays.
@@ -235,7 +237,6 @@ public struct SIPGatewayStateMachine: Sendable {
         outbox.append(.send(bytes, to: work.destination))
         if work.closesDialog, let dialog = dialogs.removeValue(forKey: work.callID) {
             for stream in dialog.streams.values { outbox.append(.closeMedia(id: stream.relay)) }
-            for token in dialog.tokens { removeMapping(token) }
             outbox.append(.report(.media(callID: work.callID, what: "closed (\(work.summary))")))
         }
     }
@@ -257,7 +258,11 @@ public struct SIPGatewayStateMachine: Sendable {
         // Where it goes: requests to one of our contact mappings go to that party; anything else from outside
         // goes upstream; anything else from inside has no destination.
         let token = message.requestURI?.parameter(named: "algate")?.value
-        if let token, let mapping = mappings[token], mapping.side != work.side {
+        if let token, var mapping = mappings[token], mapping.side != work.side {
+            if mapping.aor == nil {
+                mapping.expires = work.now + dialogMappingLifetime
+                mappings[token] = mapping
+            }
             work.destination = mapping.flow
             work.editor.replace(uriRange, with: mapping.originalURI)
         } else if work.side == .outside {
@@ -442,7 +447,8 @@ public struct SIPGatewayStateMachine: Sendable {
             let aor = registering ? message.text(message.to.uriRange) : nil
             let requested = registering ? (contactExpires ?? expiresHeader ?? 3600) : nil
             let token = mapping(for: uri, flow: work.flow, side: work.side, aor: aor,
-                                expires: requested.map { work.now + Double(max($0, 60)) }, callID: registering ? nil : work.callID)
+                                expires: requested.map { work.now + Double(max($0, 60)) } ?? work.now + dialogMappingLifetime,
+                                callID: registering ? nil : work.callID)
             let towardsInside = work.side == .outside
             let host = towardsInside ? (context.insideAddress, context.insidePort) : (context.publicAddress, context.publicPort)
             var replacement = Array("sip:".utf8)
@@ -473,21 +479,25 @@ public struct SIPGatewayStateMachine: Sendable {
                                   callID: String?) -> String {
         let key = "\(flow)|\(side.rawValue)|" + String(decoding: uri, as: UTF8.self)
         if let token = mappingByKey[key], var existing = mappings[token] {
-            if let expires { existing.expires = expires }
+            if let expires {
+                // A registration refresh sets its expiry; a dialog using the same contact only extends it, so
+                // the mapping outlives neither the registration nor the call.
+                existing.expires = aor != nil ? expires : max(existing.expires ?? 0, expires)
+            }
             if let aor { existing.aor = aor }
             mappings[token] = existing
             return token
         }
         if mappings.count >= maxMappings {
-            // Evict a dialog mapping (registrations are kept: they are what inbound calls need).
-            if let victim = mappings.first(where: { $0.value.aor == nil })?.key { removeMapping(victim) }
+            // Evict the dialog mapping closest to expiry (registrations are kept: inbound calls need them).
+            let victim = mappings.filter { $0.value.aor == nil }.min { ($0.value.expires ?? 0) < ($1.value.expires ?? 0) }
+            if let victim { removeMapping(victim.key) }
         }
         let token = SIPGatewayStateMachine.token(nextID, salt: tokenSalt)
         nextID += 1
         mappings[token] = ContactMapping(flow: flow, side: side, originalURI: uri, aor: aor, expires: expires,
                                          callID: callID)
         mappingByKey[key] = token
-        if let callID { dialogs[callID]?.tokens.append(token) }
         return token
     }
 
