@@ -311,3 +311,30 @@ import Testing
         #expect(d.opened[0].outsidePeer == nil)           // 0.0.0.0 names no peer
     }
 }
+
+@Suite struct SIPMappingLifetimeTests {
+    /// Two calls from one phone share its contact mapping; the first call's end must not strand the second.
+    @Test func aSharedContactMappingOutlivesTheFirstDialog() throws {
+        var d = SIPGatewayDriver()
+        d.fromPhone(SIPSamples.invite(callID: "c1"))
+        let first = try #require(d.last).text
+        d.fromPhone(SIPSamples.invite(callID: "c2", via: "SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK-2;rport"))
+        let mapped = try #require(first.components(separatedBy: "\r\n").first { $0.hasPrefix("Contact:") })
+            .dropFirst("Contact: <".count).dropLast()
+        let bye = "BYE sip:bob@203.0.113.7:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK-b1\r\n"
+            + "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>;tag=b1\r\n"
+            + "Call-ID: c1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        d.fromPhone(bye)
+        // The PBX hangs up the second call: its BYE to the shared mapped contact still reaches the phone.
+        let pbxBye = "BYE \(mapped) SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.6:5060;branch=z9hG4bK-pb\r\n"
+            + "Max-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=b2\r\nTo: <sip:alice@example.com>;tag=a1\r\n"
+            + "Call-ID: c2\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n"
+        d.fromPBX(pbxBye)
+        #expect(d.last?.to == SIPGatewayDriver.phone)
+        #expect(d.last?.text.hasPrefix("BYE sip:alice@192.168.1.20:5062 SIP/2.0") == true)
+        // Unused for longer than the lifetime, it goes.
+        d.machine.expire(now: 4000)
+        d.fromPBX(pbxBye.replacingOccurrences(of: "z9hG4bK-pb", with: "z9hG4bK-pc"))
+        #expect(d.last?.text.hasPrefix("SIP/2.0 404") == true)
+    }
+}
