@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// `algate replay FILE --live`: each FTP control session of the offline report is played again through a real
 /// gateway (an ``FTPListener`` in this process, reverse mode, userspace pinholes) on loopback. A client plays the
@@ -81,12 +82,11 @@ enum LiveReplay {
 }
 
 /// A collecting log handler: the live run counts the gateway's `pinhole open` lines.
-final class LiveLogStore: @unchecked Sendable {
-    private let lock = NSLock()
-    private var messages: [String] = []
+final class LiveLogStore: Sendable {
+    private let messages = Mutex<[String]>([])
 
-    func append(_ message: String) { lock.withLock { messages.append(message) } }
-    func count(_ message: String) -> Int { lock.withLock { messages.filter { $0 == message }.count } }
+    func append(_ message: String) { messages.withLock { $0.append(message) } }
+    func count(_ message: String) -> Int { messages.withLock { $0.filter { $0 == message }.count } }
 
     struct Handler: LogHandler {
         let store: LiveLogStore
