@@ -1,5 +1,6 @@
 import AlgateRewrite
 import Foundation
+import Synchronization
 
 /// The external captures in `<repo>/../shared/corpus` (see its SOURCES.md), read with tshark at test time.
 ///
@@ -85,22 +86,16 @@ enum CorpusError: Error, CustomStringConvertible {
     }
 }
 
-private final class CaptureCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var results: [String: Result<Capture, any Error>] = [:]
-    private var fileLocks: [String: NSLock] = [:]
+/// Each capture read once per test run (tshark is slow to start); reading happens under the lock, so two tests
+/// asking for the same file wait for one tshark run.
+private final class CaptureCache: Sendable {
+    private let results = Mutex<[String: Result<Capture, any Error>]>([:])
 
     func capture(_ path: String) throws -> Capture {
-        let fileLock = lock.withLock {
-            if let existing = fileLocks[path] { return existing }
-            let created = NSLock()
-            fileLocks[path] = created
-            return created
-        }
-        return try fileLock.withLock {
-            if let done = lock.withLock({ results[path] }) { return try done.get() }
+        try results.withLock { results in
+            if let done = results[path] { return try done.get() }
             let result = Result { try CaptureReader.read(path) }
-            lock.withLock { results[path] = result }
+            results[path] = result
             return try result.get()
         }
     }
