@@ -207,10 +207,24 @@ public final class TCPPinhole: Sendable {
 
 extension Endpoint {
     /// The endpoint of an IPv4 or IPv6 socket address; nil for a Unix socket.
+    ///
+    /// Read straight from the sockaddr, without text: media relays call this for every packet.
     public init?(socketAddress: SocketAddress) {
-        guard let text = socketAddress.ipAddress, let address = IPAddress(text), let port = socketAddress.port,
-              let port16 = UInt16(exactly: port) else { return nil }
-        self.init(address: address, port: port16)
+        switch socketAddress {
+        case .v4(let v4):
+            self.init(address: .v4(UInt32(bigEndian: v4.address.sin_addr.s_addr)),
+                      port: UInt16(bigEndian: v4.address.sin_port))
+        case .v6(let v6):
+            var storage = v6.address.sin6_addr
+            let address = withUnsafeBytes(of: &storage) { raw -> IPAddress in
+                let high = raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+                let low = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+                return .v6(high: UInt64(bigEndian: high), low: UInt64(bigEndian: low))
+            }
+            self.init(address: address, port: UInt16(bigEndian: v6.address.sin6_port))
+        case .unixDomainSocket:
+            return nil
+        }
     }
 }
 

@@ -38,10 +38,7 @@ public final class Gateway: Service, Sendable {
         }
         var ftp: [FTPProxyConfiguration] = []
         for listener in configuration.ftp {
-            guard listener.mode == .reverse, let upstream = listener.upstream else {
-                throw GatewayError("line \(listener.line): [[ftp]] listen = \"\(listener.listen)\": transparent mode is "
-                    + "not available in this build; set upstream")
-            }
+            let upstream = try Self.upstream(of: "ftp", listener.listen, listener.mode, listener.upstream, listener.line)
             var proxy = FTPProxyConfiguration(listen: listener.listen, upstream: upstream)
             proxy.publicAddress = listener.publicAddress
             proxy.dataAddress = listener.dataAddress
@@ -54,10 +51,7 @@ public final class Gateway: Service, Sendable {
         }
         var sip: [SIPProxyConfiguration] = []
         for listener in configuration.sip {
-            guard listener.mode == .reverse, let upstream = listener.upstream else {
-                throw GatewayError("line \(listener.line): [[sip]] listen = \"\(listener.listen)\": transparent mode is "
-                    + "not available in this build; set upstream")
-            }
+            let upstream = try Self.upstream(of: "sip", listener.listen, listener.mode, listener.upstream, listener.line)
             var proxy = SIPProxyConfiguration(listen: listener.listen, upstream: upstream)
             proxy.transports = listener.transports
             proxy.publicAddress = listener.publicAddress
@@ -88,6 +82,16 @@ public final class Gateway: Service, Sendable {
         self.sipListeners = sip.map {
             SIPListener(configuration: $0, group: group, backend: backend, policy: policy, logger: logger)
         }
+    }
+
+    /// The upstream of a reverse-mode listener; transparent mode is refused (not in this build).
+    private static func upstream(of table: String, _ listen: Endpoint, _ mode: FTPListenerSettings.Mode,
+                                 _ upstream: Endpoint?, _ line: Int) throws(GatewayError) -> Endpoint {
+        guard mode == .reverse, let upstream else {
+            throw GatewayError("line \(line): [[\(table)]] listen = \"\(listen)\": transparent mode is not available "
+                + "in this build; set upstream")
+        }
+        return upstream
     }
 
     public func run() async throws {
