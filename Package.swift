@@ -31,10 +31,12 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
+        // libnftables, for the nftables pinhole backend and the transparent-mode steering rules.
+        .systemLibrary(name: "CNftables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
         .target(
             name: "AlgatePinholes",
             dependencies: [
-                "AlgateRewrite",
+                "AlgateRewrite", "CNftables",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

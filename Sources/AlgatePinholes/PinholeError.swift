@@ -10,6 +10,10 @@ public enum PinholeError: Error, Hashable, Sendable, CustomStringConvertible {
     case bindFailed(String)
     /// The backend is shutting down.
     case shuttingDown
+    /// The backend cannot make this pinhole at all (say, between IPv4 and IPv6 in the kernel).
+    case unsupported(String)
+    /// The kernel refused the pinhole's nftables elements.
+    case kernelRefused(String)
 
     public var description: String {
         switch self {
@@ -18,6 +22,8 @@ public enum PinholeError: Error, Hashable, Sendable, CustomStringConvertible {
         case .totalLimit(let limit): return "gateway already holds \(limit) pinholes"
         case .bindFailed(let why): return "cannot bind: \(why)"
         case .shuttingDown: return "gateway is shutting down"
+        case .unsupported(let why): return "unsupported: \(why)"
+        case .kernelRefused(let why): return "kernel refused the pinhole: \(why)"
         }
     }
 }

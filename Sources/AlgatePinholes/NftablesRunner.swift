@@ -1,0 +1,80 @@
+import CNftables
+import Synchronization
+
+/// Runs nft scripts through libnftables, in this process: no `nft` child process, no shell.
+///
+/// One libnftables context serves every caller, one script at a time. A script is all-or-nothing: libnftables
+/// sends it to the kernel as one netlink batch, so a failing command leaves nothing of the script behind.
+/// Calls block while the kernel works: never call ``run(_:)`` on an event loop (``NftablesExecutor`` moves the
+/// calls to a thread of its own).
+public final class NftablesRunner: Sendable {
+    /// The context pointer lives inside the mutex: it is only ever touched by the thread holding the lock.
+    private struct Context: ~Copyable {
+        let handle: OpaquePointer
+
+        deinit { nft_ctx_free(handle) }
+    }
+
+    private let context: Mutex<Context>
+
+    /// Makes a libnftables context whose output and errors are buffered for the caller.
+    ///
+    /// - Throws: ``NftablesError`` when libnftables cannot make a context.
+    public init() throws(NftablesError) {
+        guard let handle = nft_ctx_new(0) else {
+            throw NftablesError(script: "", message: "libnftables could not make a context (nft_ctx_new)")
+        }
+        nft_ctx_buffer_output(handle)
+        nft_ctx_buffer_error(handle)
+        context = Mutex(Context(handle: handle))
+    }
+
+    /// Runs `script` (what `nft -f` reads) and returns what nft printed.
+    ///
+    /// - Throws: ``NftablesError`` with nft's own message when any command of the script fails; then none of
+    ///   the script's changes are applied.
+    @discardableResult
+    public func run(_ script: String) throws(NftablesError) -> String {
+        let outcome: (status: Int32, output: String, error: String) = context.withLock { context in
+            let status = nft_run_cmd_from_buffer(context.handle, script)
+            let output = nft_ctx_get_output_buffer(context.handle).map { String(cString: $0) } ?? ""
+            let error = nft_ctx_get_error_buffer(context.handle).map { String(cString: $0) } ?? ""
+            return (status, output, error)
+        }
+        guard outcome.status == 0 else {
+            throw NftablesError(script: script, message: outcome.error)
+        }
+        return outcome.output
+    }
+}
+
+/// A script that libnftables refused, with nft's message.
+public struct NftablesError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The script that failed.
+    public var script: String
+    /// nft's error output, as it printed it (several lines: the message, the command, a caret line).
+    public var message: String
+
+    public init(script: String, message: String) {
+        self.script = script
+        self.message = message
+    }
+
+    /// True when the kernel refused for lack of privilege: the process needs CAP_NET_ADMIN.
+    public var isPermissionDenied: Bool {
+        message.contains("Operation not permitted") || message.contains("Permission denied")
+    }
+
+    /// The first line of nft's message, or a note that it said nothing.
+    public var summary: String {
+        let first = message.split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init)
+        return first ?? "libnftables refused the script without a message"
+    }
+
+    public var description: String {
+        if isPermissionDenied {
+            return "nftables: the kernel refused: this process lacks CAP_NET_ADMIN (run as root or grant it): \(summary)"
+        }
+        return "nftables: \(summary)"
+    }
+}
