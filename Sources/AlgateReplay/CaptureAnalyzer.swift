@@ -47,6 +47,9 @@ public struct CaptureAnalyzer {
         var firstFrame: Int
         var firstTime: Double
         var kind: UDPKind
+        /// The first payloads each way (first -> second, second -> first), when the settings keep them.
+        var forward: [[UInt8]] = []
+        var backward: [[UInt8]] = []
     }
 
     private var captureStart: Double?
@@ -418,6 +421,13 @@ public struct CaptureAnalyzer {
             udpIndex[key] = id
             summary.udpFlows += 1
         }
+        if case .media = udpFlows[id].kind, settings.keepsMessageBytes, udp.missingBytes == 0 {
+            if source == udpFlows[id].first {
+                if udpFlows[id].forward.count < settings.keptMediaPackets { udpFlows[id].forward.append(payload) }
+            } else if udpFlows[id].backward.count < settings.keptMediaPackets {
+                udpFlows[id].backward.append(payload)
+            }
+        }
         guard case .sip(let detectedBy) = udpFlows[id].kind else { return }
         if !payload.isEmpty, payload.allSatisfy({ $0 == 0x0d || $0 == 0x0a }) {
             if let session = existingSIPSession(.udp, source, destination) { sipSessions[session].keepAlive() }
@@ -600,8 +610,11 @@ public struct CaptureAnalyzer {
             }
         }
         let record = { (covered: Int?) in
-            ReplaySession.Flow(transport: "udp", from: "\(flow.first)", to: "\(flow.second)", frame: flow.firstFrame,
-                               kind: kind.rawValue, coveredBy: covered)
+            var entry = ReplaySession.Flow(transport: "udp", from: "\(flow.first)", to: "\(flow.second)",
+                                           frame: flow.firstFrame, kind: kind.rawValue, coveredBy: covered)
+            entry.forward = flow.forward
+            entry.backward = flow.backward
+            return entry
         }
         if let best {
             sipSessions[best.session].report.flows.append(record(sipSessions[best.session].predicted[best.pinhole].id))

@@ -20,12 +20,16 @@ struct ReplayCommand: AsyncParsableCommand {
             check: every data connection (FTP) or RTP/RTCP flow (SIP) of the capture should fall into a predicted \
             pinhole. Exit status: 0 when the capture was replayed (also when it holds no FTP or SIP, or is \
             truncated: the report says so), 2 when FILE is not a readable capture or an option is wrong. With \
-            --live, each FTP session is then also played through a gateway started in this process on loopback: \
-            the capture's client lines against it, a stand-in server answering in the captured order (PORT/EPRT \
-            and 227/229 addresses substituted), data connections carried through the pinholes; the live run must \
-            deliver every line, rewrite the same lines, open as many pinholes and carry every covered data \
-            connection intact, else the exit status is 1. SIP sessions, and sessions with refused or malformed \
-            lines, are listed as skipped by --live.
+            --live, each session is then also played through a gateway started in this process on loopback: the \
+            capture's client side against it, a stand-in server answering in the captured order (addresses, \
+            PORT/EPRT and 227/229, SIP Via, Contact and SDP c=/m= made to fit the live run), FTP data connections \
+            and SIP RTP (both ways) carried through the pinholes and media relays; the live run must deliver every \
+            message, rewrite the same ones, open as many pinholes or media relays and carry every covered data \
+            connection (FTP) and every media relay whose both ends are known (SIP) intact, else the exit status is \
+            1 (IPv6 SIP sessions are played on IPv4 loopback, their addresses substituted). Sessions with refused \
+            or malformed messages are listed as skipped by --live. \
+            With --json too, the report gets a "live" list: per session its result (matches, differs, skipped), \
+            the differences, and the counts.
             """)
 
     @Argument(help: "The capture file (pcap or pcapng, optionally gzip-compressed).")
@@ -37,10 +41,10 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Which side of each session is behind NAT.", valueName: "client|server"))
     var side = "client"
 
-    @Flag(help: "Print the report as JSON (per session: protocol, messages, rewrites, pinholes, errors, dataFlows); not with --live.")
+    @Flag(help: "Print the report as JSON (per session: protocol, messages, rewrites, pinholes, errors, dataFlows; with --live also a live list).")
     var json = false
 
-    @Flag(help: "Also replay each FTP session through a gateway started on loopback, and compare with the offline run.")
+    @Flag(help: "Also replay each FTP and SIP session through a gateway started on loopback, and compare with the offline run.")
     var live = false
 
     func run() async throws {
@@ -52,8 +56,9 @@ struct ReplayCommand: AsyncParsableCommand {
         }
         let report: ReplayReport
         do {
-            report = try CaptureReplayer.replay(path: file, settings: ReplaySettings(side: nattedSide,
-                                                                                     publicAddress: address))
+            var settings = ReplaySettings(side: nattedSide, publicAddress: address)
+            settings.keepsMessageBytes = live
+            report = try CaptureReplayer.replay(path: file, settings: settings)
         } catch {
             throw UsageError(message: "replay: \(error.description)")
         }
@@ -61,10 +66,13 @@ struct ReplayCommand: AsyncParsableCommand {
             Algate.printError("algate: warning: \(problem)")
         }
         if live {
-            guard !json else { throw UsageError(message: "replay: --json and --live cannot be combined") }
-            print(ReplayReportFormatter.text(report), terminator: "")
+            if !json { print(ReplayReportFormatter.text(report), terminator: "") }
             let outcomes = await LiveReplay.run(report)
-            print(LiveReplay.text(outcomes), terminator: "")
+            if json {
+                try printJSON(LiveReplayJSON(report: report, outcomes: outcomes))
+            } else {
+                print(LiveReplay.text(outcomes), terminator: "")
+            }
             let differing = outcomes.filter { $0.skipped == nil && !$0.matched }.count
             if differing > 0 {
                 throw RuntimeError(message: "replay --live: \(differing) session(s) differ from the offline replay")
@@ -72,17 +80,21 @@ struct ReplayCommand: AsyncParsableCommand {
             return
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            let data: Data
-            do {
-                data = try encoder.encode(report)
-            } catch {
-                throw RuntimeError(message: "replay: cannot encode the report: \(error)")
-            }
-            print(String(decoding: data, as: UTF8.self))
+            try printJSON(report)
         } else {
             print(ReplayReportFormatter.text(report), terminator: "")
         }
+    }
+
+    private func printJSON(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data: Data
+        do {
+            data = try encoder.encode(value)
+        } catch {
+            throw RuntimeError(message: "replay: cannot encode the report: \(error)")
+        }
+        print(String(decoding: data, as: UTF8.self))
     }
 }

@@ -151,12 +151,24 @@ struct FixtureReplayTests {
         #expect(run.stdout.contains("live: 1 session(s) replayed, 0 differ(s), 0 skipped"), "\(run.stdout)")
     }
 
-    @Test("algate replay --live lists SIP sessions as skipped",
-          .enabled(if: AlgateBinary.url != nil, "the algate binary is not built next to the tests"))
-    func liveSkipsSIP() throws {
-        let run = try Self.algate(["replay", ReplayFixtures.capture("sip-udp-rtp"), "--live"])
-        #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
-        #expect(run.stdout.contains("live session 1 (SIP): skipped"), "\(run.stdout)")
+    /// `algate replay FILE --live`: the SIP fixtures played through a SIP listener on loopback match their offline
+    /// replay: every message arrives, the same messages are rewritten, as many media relays open, and RTP goes both
+    /// ways through every one of them.
+    @Test("algate replay --live of a SIP fixture matches the offline replay and carries every media flow",
+          .enabled(if: AlgateBinary.url != nil, "the algate binary is not built next to the tests"),
+          arguments: ["sip-udp-rtp", "sip-tcp-rtp", "sip-register", "sip-inbound-call"])
+    func liveSIP(_ name: String) throws {
+        let expected = try ReplayFixtures.expected(name)
+        let run = try Self.algate(["replay", ReplayFixtures.capture(name), "--live"])
+        #expect(run.status == 0, "\(name):\n\(run.stdout)\n\(run.stderr)")
+        for (index, session) in expected.sessions.enumerated() {
+            let line = "live session \(index + 1) (SIP): matches the offline replay: \(session.messages) message(s), "
+                + "\(session.rewrites) rewritten, \(session.pinholes) media relay(s), \(session.pinholes) media flow(s) "
+                + "carried"
+            #expect(run.stdout.contains(line), "\(name): no \"\(line)\" in\n\(run.stdout)")
+        }
+        #expect(run.stdout.contains("live: \(expected.sessions.count) session(s) replayed, 0 differ(s), 0 skipped"),
+                "\(run.stdout)")
     }
 
     static func algate(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {

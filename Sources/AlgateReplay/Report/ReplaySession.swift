@@ -12,6 +12,13 @@ public struct ReplaySession: Codable, Sendable, Equatable {
         public var text: String
         /// Its length in bytes.
         public var bytes: Int
+        /// The whole message as captured (SIP only, and only when ``ReplaySettings/keepsMessageBytes`` is set: what
+        /// the live replay plays). Not part of the JSON report.
+        public var raw: [UInt8]? = nil
+
+        private enum CodingKeys: String, CodingKey {
+            case frame, time, from, text, bytes
+        }
 
         /// A message entry.
         public init(frame: Int, time: Double, from: String, text: String, bytes: Int) {
@@ -114,6 +121,15 @@ public struct ReplaySession: Codable, Sendable, Equatable {
         public var kind: String
         /// The pinhole it falls into; nil when none was predicted for it.
         public var coveredBy: Int?
+        /// The first few UDP payloads from ``from`` to ``to``, as captured (only when
+        /// ``ReplaySettings/keepsMessageBytes`` is set: what the live replay sends). Not part of the JSON report.
+        public var forward: [[UInt8]] = []
+        /// The first few UDP payloads from ``to`` to ``from``, likewise.
+        public var backward: [[UInt8]] = []
+
+        private enum CodingKeys: String, CodingKey {
+            case transport, from, to, frame, kind, coveredBy
+        }
 
         /// A flow entry.
         public init(transport: String, from: String, to: String, frame: Int, kind: String, coveredBy: Int?) {

@@ -26,6 +26,11 @@ public struct ReplaySettings: Sendable, Hashable {
     public var maxSessions = 10_000
     /// Connections and flows tracked at most; later ones are counted only.
     public var maxFlows = 1_000_000
+    /// Whether the report keeps each SIP message's bytes and the first UDP payloads of each media flow (for the
+    /// live replay, which plays them again); off by default, which keeps memory bounded by the counts alone.
+    public var keepsMessageBytes = false
+    /// Media payloads kept per flow and direction when ``keepsMessageBytes`` is set.
+    public var keptMediaPackets = 8
 
     /// The client behind NAT with 203.0.113.7 by default, and the proxy's default limits.
     public init(side: ReplaySide = .client, publicAddress: IPAddress = .v4(0xcb00_7107)) {

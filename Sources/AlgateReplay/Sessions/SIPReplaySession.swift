@@ -24,6 +24,7 @@ struct SIPReplaySession {
     private(set) var mediaAddresses: Set<IPAddress> = []
     private var machine: SIPGatewayStateMachine
     private let limits: SIPLimits
+    private let keepsBytes: Bool
     private let captureStart: Double
     private var nextPort: UInt16
     /// Via field lines of each forwarded request, by Call-ID, CSeq and the original top branch.
@@ -42,6 +43,7 @@ struct SIPReplaySession {
         self.client = Endpoint(address: client.address.unmapped, port: client.port)
         self.server = Endpoint(address: server.address.unmapped, port: server.port)
         self.limits = settings.sipLimits
+        self.keepsBytes = settings.keepsMessageBytes
         self.captureStart = captureStart
         self.nextPort = settings.firstPort
         // Server behind NAT (reverse mode): outside is told A, the server is told the address it saw the client at.
@@ -82,6 +84,7 @@ struct SIPReplaySession {
         report.messages.append(ReplaySession.Message(frame: frame, time: ReplayText.rounded(time - captureStart),
                                                      from: side == .inside ? "server" : "client",
                                                      text: ReplayText.line(startLine), bytes: bytes.count))
+        if keepsBytes { report.messages[index].raw = bytes }
         let captured = ByteBuffer(bytes: bytes)
         let parsed = try? SIPMessage.parse(captured, limits: limits)
         var fed = captured
