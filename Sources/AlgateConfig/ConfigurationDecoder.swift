@@ -16,11 +16,11 @@ struct ConfigurationDecoder {
     static let pinholeKeys = ["backend", "ports", "timeout", "per-session", "max"]
     static let ftpKeys = [
         "listen", "upstream", "mode", "public-address", "data-address", "max-line-length", "idle-timeout",
-        "max-sessions", "allow-privileged-ports",
+        "max-sessions", "allow-privileged-ports", "intercept-interface", "intercept-ports",
     ]
     static let sipKeys = [
         "listen", "upstream", "mode", "transports", "public-address", "inside-address", "media-timeout",
-        "keepalive-interval", "max-message-size", "max-connections",
+        "keepalive-interval", "max-message-size", "max-connections", "intercept-interface", "intercept-ports",
     ]
     static let logKeys = ["level"]
     static let maxLineLengthRange = 512...1_048_576
@@ -125,6 +125,10 @@ struct ConfigurationDecoder {
         if let timeout = try reader.duration("idle-timeout", allowZero: false) { settings.idleTimeout = timeout }
         if let sessions = try reader.integer("max-sessions", atLeast: 1) { settings.maxSessions = sessions }
         if let allow = try reader.bool("allow-privileged-ports") { settings.allowPrivilegedPorts = allow }
+        if let (interfaces, ports) = try decodeIntercept(reader, mode: mode, protocolName: "FTP control") {
+            settings.interceptInterfaces = interfaces
+            if let ports { settings.interceptPorts = ports }
+        }
         return settings
     }
 
@@ -170,6 +174,10 @@ struct ConfigurationDecoder {
         }
         if let size = try reader.integer("max-message-size", in: 1024...1_048_576) { settings.maxMessageSize = size }
         if let connections = try reader.integer("max-connections", atLeast: 1) { settings.maxConnections = connections }
+        if let (interfaces, ports) = try decodeIntercept(reader, mode: mode, protocolName: "SIP") {
+            settings.interceptInterfaces = interfaces
+            if let ports { settings.interceptPorts = ports }
+        }
         return settings
     }
 
@@ -305,6 +313,26 @@ struct ConfigurationDecoder {
         default:
             return (listen, upstream, mode)
         }
+    }
+
+    /// `intercept-interface` and `intercept-ports`: required (the first) in transparent mode, refused in reverse
+    /// mode, where nothing is intercepted. Nil in reverse mode; the ports are nil when the default applies.
+    private func decodeIntercept(_ reader: TableReader, mode: FTPListenerSettings.Mode, protocolName: String)
+        throws(ConfigurationError) -> ([String], [UInt16]?)? {
+        let interfaces = try reader.interfaceNames("intercept-interface")
+        let ports = try reader.portList("intercept-ports")
+        guard mode == .transparent else {
+            for key in ["intercept-interface", "intercept-ports"] where reader.table[key] != nil {
+                throw reader.error(key, "only for transparent mode (a reverse-mode listener intercepts nothing)")
+            }
+            return nil
+        }
+        guard let interfaces else {
+            throw sources.error(at: reader.path.appending("intercept-interface"), value: nil,
+                                "required in transparent mode: the inside interface(s) whose \(protocolName) "
+                                    + "traffic is steered here, e.g. intercept-interface = \"eth1\"")
+        }
+        return (interfaces, ports)
     }
 
     /// SIP listeners: none inside the pinhole ports, none on an endpoint another listener has.

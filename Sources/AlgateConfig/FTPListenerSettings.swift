@@ -30,6 +30,11 @@ public struct FTPListenerSettings: Hashable, Sendable {
     public var maxSessions: Int = 1000
     /// Key `allow-privileged-ports`: whether PORT/EPRT may name a port below 1024 (refused by default).
     public var allowPrivilegedPorts: Bool = false
+    /// Key `intercept-interface` (transparent mode, required there): the inside interface(s) whose FTP control
+    /// connections nftables redirects to this listener; a name or a list of names (a trailing `*` is a wildcard).
+    public var interceptInterfaces: [String] = []
+    /// Key `intercept-ports` (transparent mode): the destination ports redirected (default 21).
+    public var interceptPorts: [UInt16] = [21]
     /// The line of this `[[ftp]]` header in the configuration file, for messages; 0 when not from a file.
     public var line: Int
 

@@ -22,6 +22,11 @@ public struct SIPListenerSettings: Hashable, Sendable {
     public var maxMessageSize: Int = 65_535
     /// Key `max-connections`: TCP connections from outside at once.
     public var maxConnections: Int = 1000
+    /// Key `intercept-interface` (transparent mode, required there): the inside interface(s) whose SIP traffic
+    /// nftables steers to this listener; a name or a list of names (a trailing `*` is a wildcard).
+    public var interceptInterfaces: [String] = []
+    /// Key `intercept-ports` (transparent mode): the destination ports steered (default 5060).
+    public var interceptPorts: [UInt16] = [5060]
     /// The line of this `[[sip]]` header, for messages; 0 when not from a file.
     public var line: Int
 

@@ -120,4 +120,62 @@ struct TableReader {
         }
         return address
     }
+
+    /// `"eth1"` or `["eth1", "wlan*"]`: network interface names as nftables matches them (at most 15 bytes of
+    /// letters, digits, `.`, `_`, `-`, and a trailing `*` for a prefix). Anything else is refused, which also
+    /// keeps the names safe to put in an nftables script.
+    func interfaceNames(_ key: String) throws(ConfigurationError) -> [String]? {
+        guard let node = table[key] else { return nil }
+        let names: [String]
+        switch node {
+        case .string(let name): names = [name]
+        case .array(let items):
+            var collected: [String] = []
+            for item in items {
+                guard case .string(let name) = item else {
+                    throw error(key, "expected interface names as strings, such as [\"eth1\", \"eth2\"]")
+                }
+                collected.append(name)
+            }
+            names = collected
+        default: throw error(key, "expected an interface name or a list of them, not \(node.typeName)")
+        }
+        guard !names.isEmpty else { throw error(key, "expected at least one interface name") }
+        for name in names {
+            let body = name.hasSuffix("*") ? name.utf8.dropLast() : name.utf8[...]
+            let allowed = body.allSatisfy { byte in
+                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                    || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                    || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+            }
+            guard !body.isEmpty, body.count <= 15, allowed else {
+                throw error(key, "\"\(name)\" is not an interface name (1-15 letters, digits, '.', '_', '-'; "
+                    + "a trailing '*' matches a prefix)")
+            }
+        }
+        return names
+    }
+
+    /// `21` or `[21, 2121]`: ports 1-65535, each once, in the order written.
+    func portList(_ key: String) throws(ConfigurationError) -> [UInt16]? {
+        guard let node = table[key] else { return nil }
+        let items: [TOMLNode]
+        switch node {
+        case .integer: items = [node]
+        case .array(let list): items = list
+        default: throw error(key, "expected a port or a list of ports such as [21, 2121], not \(node.typeName)")
+        }
+        guard !items.isEmpty else { throw error(key, "expected at least one port") }
+        var ports: [UInt16] = []
+        for item in items {
+            guard case .integer(let value) = item else {
+                throw error(key, "expected ports as integers, such as [21, 2121]")
+            }
+            guard (1...65535).contains(value) else { throw error(key, "port \(value) is out of range (1-65535)") }
+            guard !ports.contains(UInt16(value)) else { throw error(key, "port \(value) is listed twice") }
+            ports.append(UInt16(value))
+        }
+        return ports
+    }
 }

@@ -5,18 +5,19 @@ public import NIOCore
 import NIOPosix
 import NIOConcurrencyHelpers
 
-/// One `[[ftp]]` listener in reverse mode: accepts clients, connects each to the upstream server, and runs an
-/// ``FTPSession`` between them.
+/// One `[[ftp]]` listener: accepts clients, connects each to the upstream server (reverse mode) or to the server
+/// it was headed for before nftables redirected it here (transparent mode), and runs an ``FTPSession`` between
+/// them.
 public final class FTPListener: Sendable {
     public let configuration: FTPProxyConfiguration
     private let group: any EventLoopGroup
-    private let backend: UserspacePinholeBackend
+    private let backend: any PinholeBackend
     private let registry: SessionRegistry
     private let policy: PolicyStore?
     private let logger: Logger
     private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
 
-    public init(configuration: FTPProxyConfiguration, group: any EventLoopGroup, backend: UserspacePinholeBackend,
+    public init(configuration: FTPProxyConfiguration, group: any EventLoopGroup, backend: any PinholeBackend,
                 registry: SessionRegistry, policy: PolicyStore? = nil, logger: Logger) {
         self.configuration = configuration
         self.policy = policy
@@ -42,7 +43,10 @@ public final class FTPListener: Sendable {
         guard let local = bound.localAddress.flatMap(Endpoint.init(socketAddress:)) else {
             throw ChannelError.unknownLocalAddress
         }
-        logger.info("listening", metadata: ["address": "\(local)", "upstream": "\(configuration.upstream)"])
+        logger.info("listening", metadata: [
+            "address": "\(local)",
+            "upstream": "\(configuration.upstream.map { "\($0)" } ?? "original destination (transparent)")",
+        ])
         return local
     }
 
@@ -68,26 +72,57 @@ public final class FTPListener: Sendable {
             ])
             return Self.reject(child, "421 Too many connections; try again later.")
         }
-        let upstream: SocketAddress
-        do {
-            upstream = try SocketAddress(configuration.upstream)
-        } catch {
-            registry.unregister(sessionID)
-            return Self.reject(child, "421 Service not available.")
-        }
-        return ClientBootstrap(group: loop)
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .connectTimeout(TimeAmount(configuration.connectTimeout))
-            .connect(to: upstream)
-            .flatMapThrowing { [self] server in
-                try self.startSession(sessionID, client: child, server: server)
-            }
-            .flatMapError { [self] error in
+        // Reverse mode: the one upstream. Transparent mode: wherever the client was headed before the redirect.
+        let destination = configuration.upstream.map { loop.makeSucceededFuture($0) } ?? originalDestination(of: child)
+        return destination.flatMap { [self] target in
+            let upstream: SocketAddress
+            do {
+                upstream = try SocketAddress(target)
+            } catch {
                 self.registry.unregister(sessionID)
-                self.logger.warning("session refused: upstream unreachable", metadata: [
-                    "client": "\(clientEndpoint.map { "\($0)" } ?? "?")", "error": "\(error)",
-                ])
-                return Self.reject(child, "421 Service not available: cannot reach the FTP server.")
+                return Self.reject(child, "421 Service not available.")
+            }
+            return ClientBootstrap(group: loop)
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .connectTimeout(TimeAmount(self.configuration.connectTimeout))
+                .connect(to: upstream)
+                .flatMapThrowing { [self] server in
+                    try self.startSession(sessionID, client: child, server: server)
+                }
+                .flatMapError { [self] error in
+                    self.registry.unregister(sessionID)
+                    self.logger.warning("session refused: upstream unreachable", metadata: [
+                        "client": "\(clientEndpoint.map { "\($0)" } ?? "?")", "upstream": "\(target)",
+                        "error": "\(error)",
+                    ])
+                    return Self.reject(child, "421 Service not available: cannot reach the FTP server.")
+                }
+        }.flatMapError { [self] error in
+            // Only the transparent-mode lookup fails here; a failed connect has been answered above.
+            self.registry.unregister(sessionID)
+            self.logger.warning("session refused: \(error)", metadata: [
+                "client": "\(clientEndpoint.map { "\($0)" } ?? "?")",
+            ])
+            return Self.reject(child, "421 Service not available: this gateway serves redirected connections only.")
+        }
+    }
+
+    /// Transparent mode: the destination the client asked for, read back from the kernel's NAT. A connection made
+    /// to the listener itself (not redirected) is refused: its original destination is the listener, and
+    /// connecting there would loop back into the gateway.
+    private func originalDestination(of child: any Channel) -> EventLoopFuture<Endpoint> {
+        OriginalDestination.of(child)
+            .flatMapErrorThrowing { error in
+                throw TransparentModeError("original destination unknown (not redirected by nftables?): \(error)")
+            }
+            .flatMapThrowing { original in
+                let target = Endpoint(address: original.address.unmapped, port: original.port)
+                if let local = child.localAddress.flatMap(Endpoint.init(socketAddress:)),
+                   local.address.unmapped == target.address, local.port == target.port {
+                    throw TransparentModeError("connection not redirected: its original destination \(target) is "
+                        + "this listener, and connecting there would loop")
+                }
+                return target
             }
     }
 
@@ -102,7 +137,10 @@ public final class FTPListener: Sendable {
         let context = FTPSessionContext(
             client: Endpoint(address: clientEnd.address.unmapped, port: clientEnd.port),
             server: Endpoint(address: serverEnd.address.unmapped, port: serverEnd.port),
-            publicAddress: (configuration.publicAddress ?? clientLocal.address).unmapped,
+            // Transparent mode announces the server's own address: the client connects there, as it believes it
+            // does anyway (EPSV), and algate's steering rule or kernel pinhole takes the connection.
+            publicAddress: (configuration.publicAddress
+                ?? (configuration.upstream == nil ? serverEnd.address : clientLocal.address)).unmapped,
             insideAddress: (configuration.dataAddress ?? serverLocal.address).unmapped)
         let session = FTPSession(id: id, client: client, server: server, context: context,
                                  configuration: configuration, backend: backend, registry: registry, policy: policy,
@@ -123,5 +161,14 @@ public final class FTPListener: Sendable {
         child.eventLoop.makeCompletedFuture {
             try child.pipeline.syncOperations.addHandler(FTPRejectHandler(reply: reply))
         }
+    }
+}
+
+/// Why a transparent-mode listener cannot serve a connection.
+struct TransparentModeError: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
     }
 }

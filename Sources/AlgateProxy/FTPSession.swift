@@ -15,11 +15,11 @@ final class FTPSession {
     private let server: any Channel
     private var machine: FTPSessionStateMachine
     private let configuration: FTPProxyConfiguration
-    private let backend: UserspacePinholeBackend
+    private let backend: any PinholeBackend
     private let registry: SessionRegistry
     private var logger: Logger
 
-    private var pinholes: [UInt64: TCPPinhole] = [:]
+    private var pinholes: [UInt64: any DataPinhole] = [:]
     private var activeRelays = 0
     private var lastActivity = NIODeadline.now()
     private var idleCheck: Scheduled<Void>?
@@ -33,7 +33,7 @@ final class FTPSession {
     private var pinholesOpened = 0
 
     init(id: UInt64, client: any Channel, server: any Channel, context: FTPSessionContext,
-         configuration: FTPProxyConfiguration, backend: UserspacePinholeBackend, registry: SessionRegistry,
+         configuration: FTPProxyConfiguration, backend: any PinholeBackend, registry: SessionRegistry,
          policy: PolicyStore? = nil, logger: Logger) {
         self.id = id
         self.eventLoop = client.eventLoop
@@ -156,7 +156,7 @@ final class FTPSession {
         }
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         let requestID = request.id
-        backend.openTCP(spec, on: eventLoop) { event in
+        backend.openDataPinhole(spec, on: eventLoop) { event in
             bound.value.pinholeEvent(requestID, event)
         }.assumeIsolated().whenComplete { result in
             let session = bound.value
@@ -193,7 +193,9 @@ final class FTPSession {
         let insideSide = (configuration.dataAddress ?? serverSide.address).unmapped
         switch request.purpose {
         case .passive:
-            return TCPPinholeSpec(session: id, listenAddress: publicSide, allowedPeer: request.allowedPeer,
+            let listenAddress = configuration.passivePinholesAtServerAddress
+                ? machine.context.server.address : publicSide
+            return TCPPinholeSpec(session: id, listenAddress: listenAddress, allowedPeer: request.allowedPeer,
                                   target: request.target, sourceAddress: serverSide.address,
                                   timeout: configuration.pinholeTimeout)
         case .active:
@@ -283,9 +285,12 @@ final class FTPSession {
         guard !closed else { return }
         let idleFor = NIODeadline.now() - lastActivity
         let limit = TimeAmount(configuration.idleTimeout)
-        if activeRelays > 0 || idleFor < limit {
-            // A running transfer keeps the control connection alive however long it takes.
-            scheduleIdleCheck(after: activeRelays > 0 ? configuration.idleTimeout : Duration.nanoseconds((limit - idleFor).nanoseconds))
+        // A running transfer keeps the control connection alive however long it takes: one this process relays,
+        // or one the kernel carries (nftables pinholes), which shows as a RETR/STOR/LIST still waiting for its
+        // final reply.
+        let busy = activeRelays > 0 || machine.isAwaitingReply
+        if busy || idleFor < limit {
+            scheduleIdleCheck(after: busy ? configuration.idleTimeout : Duration.nanoseconds((limit - idleFor).nanoseconds))
             return
         }
         write(Self.line("421 Idle timeout; closing control connection."), to: .client)

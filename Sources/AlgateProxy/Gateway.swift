@@ -15,13 +15,15 @@ public final class Gateway: Service, Sendable {
     public let configuration: AlgateConfiguration
     private let logger: Logger
     private let group: any EventLoopGroup
-    private let backend: UserspacePinholeBackend
+    private let backend: any PinholeBackend
     private let registry = SessionRegistry()
     private let listeners: [FTPListener]
     private let sipListeners: [SIPListener]
     private let ready: (@Sendable ([Endpoint]) -> Void)?
     private let policy: PolicyStore
     private let reload: (@Sendable () throws -> AlgateConfiguration)?
+    /// The nftables rules steering control traffic to transparent listeners; nil when there is none.
+    private let intercept: InterceptInstaller?
 
     /// Checks that this build can serve `configuration`; the errors name the key and line.
     ///
@@ -32,13 +34,11 @@ public final class Gateway: Service, Sendable {
     public init(configuration: AlgateConfiguration, group: any EventLoopGroup, logger: Logger,
                 ready: (@Sendable ([Endpoint]) -> Void)? = nil,
                 reload: (@Sendable () throws -> AlgateConfiguration)? = nil) throws(GatewayError) {
-        if configuration.pinholes.backend != .userspace {
-            throw GatewayError("pinholes.backend = \"\(configuration.pinholes.backend.rawValue)\": only the userspace "
-                + "backend is available in this build")
-        }
         var ftp: [FTPProxyConfiguration] = []
         for listener in configuration.ftp {
-            let upstream = try Self.upstream(of: "ftp", listener.listen, listener.mode, listener.upstream, listener.line)
+            // Transparent mode has no upstream: each session goes to its client's original destination.
+            let upstream = listener.mode == .transparent
+                ? nil : try Self.upstream(of: "ftp", listener.listen, listener.mode, listener.upstream, listener.line)
             var proxy = FTPProxyConfiguration(listen: listener.listen, upstream: upstream)
             proxy.publicAddress = listener.publicAddress
             proxy.dataAddress = listener.dataAddress
@@ -47,6 +47,8 @@ public final class Gateway: Service, Sendable {
             proxy.maxSessions = listener.maxSessions
             proxy.allowPrivilegedPorts = listener.allowPrivilegedPorts
             proxy.pinholeTimeout = configuration.pinholes.timeout
+            proxy.passivePinholesAtServerAddress = listener.mode == .transparent
+                && configuration.pinholes.backend == .nftables
             ftp.append(proxy)
         }
         var sip: [SIPProxyConfiguration] = []
@@ -67,12 +69,11 @@ public final class Gateway: Service, Sendable {
         self.group = group
         self.ready = ready
         self.reload = reload
+        let rules = try InterceptRules(configuration: configuration)
+        self.intercept = rules.isEmpty ? nil : try InterceptInstaller(rules: rules, logger: logger)
         let policy = PolicyStore(configuration.policy, logger: logger)
         self.policy = policy
-        let backend = UserspacePinholeBackend(
-            ports: configuration.pinholes.ports,
-            limits: .init(perSession: configuration.pinholes.perSession, total: configuration.pinholes.maxTotal),
-            logger: logger)
+        let backend = try Self.makeBackend(configuration.pinholes, logger: logger)
         self.backend = backend
         let registry = self.registry
         self.listeners = ftp.map {
@@ -84,7 +85,22 @@ public final class Gateway: Service, Sendable {
         }
     }
 
-    /// The upstream of a reverse-mode listener; transparent mode is refused (not in this build).
+    /// The backend `[pinholes]` asks for, with its limits.
+    private static func makeBackend(_ settings: PinholeSettings, logger: Logger) throws(GatewayError) -> any PinholeBackend {
+        let limits = PinholeLedger.Limits(perSession: settings.perSession, total: settings.maxTotal)
+        switch settings.backend {
+        case .userspace:
+            return UserspacePinholeBackend(ports: settings.ports, limits: limits, logger: logger)
+        case .nftables:
+            do {
+                return try NftablesPinholeBackend(ports: settings.ports, limits: limits, logger: logger)
+            } catch {
+                throw GatewayError("pinholes.backend = \"nftables\": \(error)")
+            }
+        }
+    }
+
+    /// The upstream of a reverse-mode listener; transparent mode is refused (for SIP: not in this build).
     private static func upstream(of table: String, _ listen: Endpoint, _ mode: FTPListenerSettings.Mode,
                                  _ upstream: Endpoint?, _ line: Int) throws(GatewayError) -> Endpoint {
         guard mode == .reverse, let upstream else {
@@ -97,6 +113,11 @@ public final class Gateway: Service, Sendable {
     public func run() async throws {
         // SIGHUP is trapped before anything is announced: its default action would end the process.
         let hangups: UnixSignalsSequence? = reload == nil ? nil : await UnixSignalsSequence(trapping: .sighup)
+        do {
+            try await backend.prepare()
+        } catch {
+            throw GatewayError("pinholes.backend = \"\(configuration.pinholes.backend.rawValue)\": \(error)")
+        }
         var bound: [Endpoint] = []
         do {
             for listener in listeners { bound.append(try await listener.start()) }
@@ -104,7 +125,19 @@ public final class Gateway: Service, Sendable {
         } catch {
             for listener in listeners { await listener.stop() }
             for listener in sipListeners { await listener.stop() }
+            await backend.shutdown()
             throw GatewayError("cannot listen: \(error)")
+        }
+        // The steering rules go in once the listeners can take what they redirect.
+        if let intercept {
+            do {
+                try await intercept.install()
+            } catch {
+                for listener in listeners { await listener.stop() }
+                for listener in sipListeners { await listener.stop() }
+                await backend.shutdown()
+                throw error
+            }
         }
         logger.info("algate ready", metadata: [
             "listeners": "\(bound.map(\.description).joined(separator: " "))",
@@ -126,6 +159,8 @@ public final class Gateway: Service, Sendable {
         logger.info("shutting down", metadata: [
             "sessions": "\(registry.count)", "grace": "\(configuration.shutdownGrace)",
         ])
+        // Stop steering new connections here first: they would find no listener.
+        await intercept?.remove()
         for listener in listeners { await listener.stop() }
         // SIP has no sessions to drain: calls keep their media until the relays close with the listener.
         for listener in sipListeners { await listener.stop() }
@@ -141,7 +176,7 @@ public final class Gateway: Service, Sendable {
             await tasks.waitForAll()
             return first
         }
-        backend.shutdown()
+        await backend.shutdown()
         logger.info("stopped", metadata: ["clean": "\(finishedInTime)"])
     }
 }

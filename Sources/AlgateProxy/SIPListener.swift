@@ -12,12 +12,12 @@ import NIOPosix
 public final class SIPListener: Sendable {
     public let configuration: SIPProxyConfiguration
     private let loop: any EventLoop
-    private let backend: UserspacePinholeBackend
+    private let backend: any PinholeBackend
     private let policy: PolicyStore?
     private let logger: Logger
     private let core: NIOLoopBoundBox<SIPListenerCore?>
 
-    public init(configuration: SIPProxyConfiguration, group: any EventLoopGroup, backend: UserspacePinholeBackend,
+    public init(configuration: SIPProxyConfiguration, group: any EventLoopGroup, backend: any PinholeBackend,
                 policy: PolicyStore? = nil, logger: Logger) {
         self.configuration = configuration
         self.policy = policy
@@ -82,7 +82,7 @@ public struct SIPProxyConfiguration: Hashable, Sendable {
 final class SIPListenerCore {
     private let configuration: SIPProxyConfiguration
     private let loop: any EventLoop
-    private let backend: UserspacePinholeBackend
+    private let backend: any PinholeBackend
     private let logger: Logger
     private var engine: SIPGatewayStateMachine
     private var udp: (any Channel)?
@@ -92,11 +92,11 @@ final class SIPListenerCore {
     private var outsideConnections: [UInt64: any Channel] = [:]
     private var upstreamConnections: [UInt64: EventLoopFuture<any Channel>] = [:]
     private var nextConnectionID: UInt64 = 0
-    private var relays: [UInt64: MediaRelay] = [:]
+    private var relays: [UInt64: any MediaPinhole] = [:]
     private var keepAlive: RepeatedTask?
     private let started = NIODeadline.now()
 
-    init(configuration: SIPProxyConfiguration, loop: any EventLoop, backend: UserspacePinholeBackend,
+    init(configuration: SIPProxyConfiguration, loop: any EventLoop, backend: any PinholeBackend,
          policy: PolicyStore?, logger: Logger) {
         self.configuration = configuration
         self.loop = loop
@@ -322,7 +322,7 @@ final class SIPListenerCore {
             insideAddress: engine.context.insideAddress, outsidePeer: request.outsidePeer, insidePeer: request.insidePeer,
             outsideAllowed: request.outsideAllowed, insideAllowed: nil, idleTimeout: configuration.mediaTimeout)
         let id = request.id
-        backend.openMedia(spec, on: loop) { event in
+        backend.openMediaPinhole(spec, on: loop) { event in
             if case .closed(let counters) = event {
                 let core = bound.value
                 if core.relays.removeValue(forKey: id) != nil {

@@ -12,7 +12,8 @@ struct Algate: AsyncParsableCommand {
         commandName: "algate",
         abstract: "An application-layer gateway for FTP: rewrites the addresses in control connections and opens "
             + "exactly the data-channel pinholes they negotiate.",
-        subcommands: [RunCommand.self, CheckConfigCommand.self, RewriteCommand.self, ReplayCommand.self])
+        subcommands: [RunCommand.self, CheckConfigCommand.self, RulesCommand.self, RewriteCommand.self,
+                      ReplayCommand.self])
 
     /// Exit codes of DESIGN.md: 0 success, 1 runtime failure, 2 usage or configuration error; errors on stderr in
     /// one line.

@@ -26,13 +26,21 @@ struct CheckConfigCommand: ParsableCommand {
             + "pinholes \(configuration.pinholes.backend.rawValue) "
             + "on ports \(ports.lowerBound)-\(ports.upperBound), timeout \(configuration.pinholes.timeout)")
         for listener in configuration.ftp {
-            let upstream = listener.upstream.map { "-> \($0)" } ?? "(transparent)"
+            let upstream = listener.upstream.map { "-> \($0)" }
+                ?? Self.transparent(listener.interceptInterfaces, listener.interceptPorts)
             print("  ftp \(listener.listen) \(upstream)")
         }
         for listener in configuration.sip {
-            let upstream = listener.upstream.map { "-> \($0)" } ?? "(transparent)"
+            let upstream = listener.upstream.map { "-> \($0)" }
+                ?? Self.transparent(listener.interceptInterfaces, listener.interceptPorts)
             let transports = listener.transports.map(\.rawValue).sorted().joined(separator: "+")
             print("  sip \(listener.listen) \(transports) \(upstream)")
         }
+    }
+
+    /// `(transparent: ports 21 on lan0, wg*)`.
+    static func transparent(_ interfaces: [String], _ ports: [UInt16]) -> String {
+        let portList = ports.map(String.init).joined(separator: ", ")
+        return "(transparent: ports \(portList) on \(interfaces.joined(separator: ", ")))"
     }
 }

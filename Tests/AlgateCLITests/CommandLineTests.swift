@@ -38,7 +38,13 @@ import Testing
         }
     }
 
-    @Test func aFeatureThisBuildLacksIsRefusedAtStart() throws {
+    /// The nftables backend without CAP_NET_ADMIN: one clear line, exit 1, and nothing of libnftables' own
+    /// complaints. Run as `nobody` through setpriv (so root only).
+    @Test(.enabled("needs root and setpriv to drop to nobody") {
+        geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")
+    })
+    func theNftablesBackendWithoutCapNetAdminIsAClearStartupError() throws {
+        // The backend is prepared before any listener binds, so the listen port is never taken.
         let path = try write("""
             [pinholes]
             backend = "nftables"
@@ -48,9 +54,15 @@ import Testing
             upstream = "127.0.0.2:21"
             """)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let result = try ProcessRunner.algate(["run", "--config", path])
-        #expect(result.status == 2)
-        #expect(result.stderr.contains("only the userspace backend"))
+        _ = chmod(path, 0o644)
+        let result = try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/setpriv"), [
+            "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+            ProcessRunner.algate.path, "run", "--config", path,
+        ])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("pinholes.backend = \"nftables\""), "\(result.stderr)")
+        #expect(result.stderr.contains("CAP_NET_ADMIN"), "\(result.stderr)")
     }
 
     @Test func aMissingFileAndUnknownFlagsAreUsageErrors() throws {

@@ -53,7 +53,9 @@ struct DefaultConfigFileTests {
         #expect(configuration.ftp[2].listen == Endpoint("0.0.0.0:2100"))
         #expect(configuration.ftp[2].mode == .transparent)
         #expect(configuration.ftp[2].upstream == nil)
-        #expect(configuration.ftp[2].publicAddress == IPAddress("203.0.113.7"))
+        #expect(configuration.ftp[2].publicAddress == nil)
+        #expect(configuration.ftp[2].interceptInterfaces == ["eth1"])
+        #expect(configuration.ftp[2].interceptPorts == [21])
 
         let sip = try AlgateConfiguration.parse(Self.uncommentingBlocks(startingWith: "[[sip]]", in: lines))
         #expect(sip.sip.count == 1)

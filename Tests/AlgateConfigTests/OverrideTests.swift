@@ -68,7 +68,7 @@ struct OverrideTests {
 
     @Test func addingAListener() throws {
         let configuration = try AlgateConfiguration.parse(Self.base, overrides: [
-            "ftp.1.listen=127.0.0.1:2300",
+            "ftp.1.listen=127.0.0.1:2300", "ftp.1.intercept-interface=eth1",
         ])
         #expect(configuration.ftp.count == 2)
         #expect(configuration.ftp[1].listen == Endpoint("127.0.0.1:2300"))

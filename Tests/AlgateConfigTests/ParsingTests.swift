@@ -8,6 +8,7 @@ struct ParsingTests {
         let configuration = try AlgateConfiguration.parse("""
             [[ftp]]
             listen = "0.0.0.0:21"
+            intercept-interface = "eth1"
             """)
         #expect(configuration.pinholes == PinholeSettings())
         #expect(configuration.pinholes.backend == .userspace)
@@ -28,6 +29,8 @@ struct ParsingTests {
         #expect(ftp.idleTimeout == .seconds(300))
         #expect(ftp.maxSessions == 1000)
         #expect(ftp.allowPrivilegedPorts == false)
+        #expect(ftp.interceptInterfaces == ["eth1"])
+        #expect(ftp.interceptPorts == [21])
         #expect(ftp.line == 1)
     }
 
@@ -87,6 +90,7 @@ struct ParsingTests {
             [[ftp]]
             listen = "0.0.0.0:2100"
             mode = "transparent"
+            intercept-interface = "eth1"
             """)
         #expect(configuration.ftp[0].mode == .transparent)
         #expect(configuration.ftp[0].upstream == nil)
@@ -105,6 +109,7 @@ struct ParsingTests {
             ports = "1024-65535"
             [[ftp]]
             listen = "127.0.0.1:21"
+            intercept-interface = "lan0"
             """
         #expect(try AlgateConfiguration.parse(text).pinholes.ports == 1024...65535)
     }
@@ -130,6 +135,7 @@ struct ParsingTests {
 
             [[ftp]]
             listen = "[::]:2121"
+            intercept-interface = "lan0"
             """)
         #expect(configuration.ftp.count == 2)
         #expect(configuration.ftp[0].listen == Endpoint(address: .v6(high: 0, low: 1), port: 2121))
@@ -147,6 +153,7 @@ struct ParsingTests {
             # comment
             [[ftp]]
             listen = "127.0.0.1:21"
+            intercept-interface = "eth1"
 
             [[ftp]] # trailing comment
             listen = "127.0.0.1:2121"
@@ -154,16 +161,17 @@ struct ParsingTests {
 
               [[ ftp ]]
             listen = "127.0.0.1:2122"
+            intercept-interface = "eth1"
             """)
         #expect(configuration.ftp.map(\.listen.port) == [21, 2121, 2122])
-        #expect(configuration.ftp.map(\.line) == [2, 5, 9])
+        #expect(configuration.ftp.map(\.line) == [2, 6, 10])
         #expect(configuration.ftp.map(\.mode) == [.transparent, .reverse, .transparent])
     }
 
     @Test func inlineArrayOfTablesIsAccepted() throws {
         let configuration = try AlgateConfiguration.parse("""
             ftp = [
-              { listen = "127.0.0.1:21" },
+              { listen = "127.0.0.1:21", intercept-interface = "eth1" },
               { listen = "127.0.0.1:22", upstream = "127.0.0.2:22" },
             ]
             """)

@@ -319,6 +319,7 @@ struct ValidationErrorTests {
 
             [[ftp]]
             listen = "127.0.0.1:2121"
+            intercept-interface = "lan0"
             """, source: "o.toml"))
         #expect(error.key == "ftp[0].listen")
         #expect(error.line == 5)
@@ -328,13 +329,13 @@ struct ValidationErrorTests {
     }
 
     @Test func listenOnTheRangeBoundaries() throws {
-        let low = try #require(parseError("[pinholes]\nports = \"2121-2200\"\n[[ftp]]\nlisten = \"[::1]:2121\"\n"))
+        let low = try #require(parseError("[pinholes]\nports = \"2121-2200\"\n[[ftp]]\nlisten = \"[::1]:2121\"\nintercept-interface = \"lo\"\n"))
         #expect(low.message.hasPrefix("overlaps pinholes.ports"))
-        let high = try #require(parseError("[pinholes]\nports = \"2000-2121\"\n[[ftp]]\nlisten = \"[::1]:2121\"\n"))
+        let high = try #require(parseError("[pinholes]\nports = \"2000-2121\"\n[[ftp]]\nlisten = \"[::1]:2121\"\nintercept-interface = \"lo\"\n"))
         #expect(high.message.hasPrefix("overlaps pinholes.ports"))
         #expect(high.value == "\"[::1]:2121\"")
         // One port beside the range is fine.
-        let beside = try AlgateConfiguration.parse("[pinholes]\nports = \"2122-2200\"\n[[ftp]]\nlisten = \"[::1]:2121\"\n")
+        let beside = try AlgateConfiguration.parse("[pinholes]\nports = \"2122-2200\"\n[[ftp]]\nlisten = \"[::1]:2121\"\nintercept-interface = \"lo\"\n")
         #expect(beside.ftp[0].listen.port == 2121)
     }
 
@@ -344,10 +345,10 @@ struct ValidationErrorTests {
         let error = try #require(parseError("""
             [[ftp]]
             listen = "127.0.0.1:2121"
-
+            intercept-interface = "lan0"
             [[ftp]]
             listen = "127.0.0.1:2122"
-
+            intercept-interface = "lan0"
             [[ftp]]
             upstream = "127.0.0.2:21"
             listen = "127.0.0.1:2121"
@@ -362,11 +363,13 @@ struct ValidationErrorTests {
         let error = try #require(parseError("""
             [[ftp]]
             listen = "[::1]:2121"
+            intercept-interface = "lo"
             [[ftp]]
             listen = "[0:0::1]:2121"
+            intercept-interface = "lo"
             """))
         #expect(error.key == "ftp[1].listen")
-        #expect(error.line == 4)
+        #expect(error.line == 5)
         #expect(error.message == "same listen endpoint as ftp[0] (line 1)")
     }
 

@@ -78,7 +78,8 @@ struct ReverseModeTests {
 
     /// algate in reverse mode on the gateway: PASV and EPSV (and PORT/EPRT) downloads and uploads from outside,
     /// byte-exact, and commands split across TCP segments, which the kernel helper cannot take.
-    @Test func algateInReverseModeOnTheGateway() throws {
+    @Test(arguments: ["userspace", "nftables"])
+    func algateInReverseModeOnTheGateway(backend: String) throws {
         let workspace = try LabWorkspace()
         defer { workspace.remove() }
         let lab = try Lab.up()
@@ -89,6 +90,7 @@ struct ReverseModeTests {
         let config = workspace.root.appendingPathComponent("algate.toml")
         try """
             [pinholes]
+            backend = "\(backend)"
             ports = "41000-41099"
             timeout = "20s"
 
@@ -130,8 +132,16 @@ struct ReverseModeTests {
         }
 
         #expect(algate.stop() == 0)
+        let tables = try lab.run(.gateway, ["nft", "list", "tables"])
+        let leftover = tables.stdout.split(separator: "\n").filter { $0.contains("algate_") && !$0.contains("algate_lab") }
+        #expect(tables.status == 0 && leftover.isEmpty, "algate left a table: \(tables.output)")
         let log = algate.output
         #expect(log.contains("pinhole open"), "\(log)")
+        if backend == "nftables" {
+            // The kernel carried the data: the table was there while algate ran and went with it.
+            #expect(log.contains("nftables pinhole table installed") && log.contains("nftables pinhole table removed"),
+                    "\(log)")
+        }
         #expect(log.components(separatedBy: " pinhole open").count == log.components(separatedBy: " pinhole close").count,
                 "\(log)")
     }
