@@ -54,6 +54,9 @@ public final class NftablesPinholeBackend: PinholeBackend {
     ///
     /// - Throws: ``NftablesError``; its description says so when the process lacks CAP_NET_ADMIN.
     public func prepare() async throws {
+        if NftablesRunner.processHasNetAdmin == false {
+            throw NftablesError(script: "", message: "Operation not permitted: this process lacks CAP_NET_ADMIN")
+        }
         let script = table.installScript
         let runner = self.runner
         try await pool.runIfActive { try runner.run(script) }

@@ -1,5 +1,8 @@
 import CNftables
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs nft scripts through libnftables, in this process: no `nft` child process, no shell.
 ///
@@ -27,6 +30,23 @@ public final class NftablesRunner: Sendable {
         nft_ctx_buffer_output(handle)
         nft_ctx_buffer_error(handle)
         context = Mutex(Context(handle: handle))
+    }
+
+    /// Whether this process holds CAP_NET_ADMIN in its effective set (Linux `/proc/self/status`), or nil when
+    /// that cannot be read. Asking first keeps libnftables from printing its own complaint to stderr.
+    public static var processHasNetAdmin: Bool? {
+        guard let file = fopen("/proc/self/status", "r") else { return nil }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            guard text.hasPrefix("CapEff:") else { continue }
+            let hex = text.dropFirst("CapEff:".count).filter { $0.isHexDigit }
+            guard let mask = UInt64(hex, radix: 16) else { return nil }
+            let capNetAdmin: UInt64 = 12
+            return mask & (1 << capNetAdmin) != 0
+        }
+        return nil
     }
 
     /// Runs `script` (what `nft -f` reads) and returns what nft printed.
@@ -73,7 +93,8 @@ public struct NftablesError: Error, Hashable, Sendable, CustomStringConvertible 
 
     public var description: String {
         if isPermissionDenied {
-            return "nftables: the kernel refused: this process lacks CAP_NET_ADMIN (run as root or grant it): \(summary)"
+            return "nftables needs CAP_NET_ADMIN, which this process lacks: run algate as root or grant it the "
+                + "capability (setcap cap_net_admin+ep, or AmbientCapabilities=CAP_NET_ADMIN in a systemd unit)"
         }
         return "nftables: \(summary)"
     }

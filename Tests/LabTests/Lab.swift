@@ -66,14 +66,14 @@ struct Lab {
         return left
     }
 
-    /// Runs `arguments` in `host` to completion.
-    func run(_ host: Host, _ arguments: [String], timeout: Double = 60) throws -> Run.Result {
-        try Run.program(Lab.script, ["exec", name, host.rawValue] + arguments, timeout: timeout)
+    /// Runs `arguments` in `host` to completion (in `directory` when given).
+    func run(_ host: Host, _ arguments: [String], timeout: Double = 60, directory: URL? = nil) throws -> Run.Result {
+        try Run.program(Lab.script, ["exec", name, host.rawValue] + arguments, timeout: timeout, directory: directory)
     }
 
     /// Starts `arguments` in `host` in the background (the process id is the program's own: `ip netns exec` execs).
-    func start(_ host: Host, _ arguments: [String], log: URL) throws -> Run.Background {
-        try Run.Background(Lab.script, ["exec", name, host.rawValue] + arguments, log: log)
+    func start(_ host: Host, _ arguments: [String], log: URL, directory: URL? = nil) throws -> Run.Background {
+        try Run.Background(Lab.script, ["exec", name, host.rawValue] + arguments, log: log, directory: directory)
     }
 
     /// Whether `host:port` answers with an FTP 220 banner, seen from `from`.
@@ -114,11 +114,12 @@ enum Run {
         return bundle.appendingPathComponent("algate")
     }
 
-    /// Runs a program to completion; kills it after `timeout` seconds.
-    static func program(_ path: String, _ arguments: [String], timeout: Double = 60) throws -> Result {
+    /// Runs a program to completion (in `directory` when given); kills it after `timeout` seconds.
+    static func program(_ path: String, _ arguments: [String], timeout: Double = 60, directory: URL? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
         let stdout = Pipe(), stderr = Pipe()
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = stdout
@@ -143,12 +144,13 @@ enum Run {
         let process = Process()
         let log: URL
 
-        init(_ path: String, _ arguments: [String], log: URL) throws {
+        init(_ path: String, _ arguments: [String], log: URL, directory: URL? = nil) throws {
             self.log = log
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)
             process.executableURL = URL(fileURLWithPath: path)
             process.arguments = arguments
+            if let directory { process.currentDirectoryURL = directory }
             process.standardOutput = handle
             process.standardError = handle
             process.standardInput = FileHandle.nullDevice
