@@ -1,4 +1,5 @@
 @testable import AlgateProxy
+import AlgateRewrite
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils

@@ -35,7 +35,7 @@ struct FTPReplaySession {
     var report: ReplaySession
     var predicted: [PredictedPinhole] = []
     private var run: FTPDryRun
-    private var framers: [FTPLineFramer]
+    private var framers: [FTPReplayLineBuffer]
     private var stopped = false
     private var passthroughBytes = 0
     /// The capture started after the connection did: unless the first line is the greeting, the engine is given
@@ -63,8 +63,8 @@ struct FTPReplaySession {
         run = FTPDryRun(context: FTPSessionContext(client: self.client, server: self.server,
                                                    publicAddress: publicAddress, insideAddress: insideAddress),
                         configuration: FTPSessionStateMachine.Configuration(), firstPort: settings.firstPort)
-        framers = [FTPLineFramer(maxLineLength: settings.maxFTPLineLength),
-                   FTPLineFramer(maxLineLength: settings.maxFTPLineLength)]
+        framers = [FTPReplayLineBuffer(maxLineLength: settings.maxFTPLineLength),
+                   FTPReplayLineBuffer(maxLineLength: settings.maxFTPLineLength)]
         report = ReplaySession(id: id, protocol: .ftp, transport: "tcp", detectedBy: detectedBy,
                                client: "\(self.client)", server: "\(self.server)", firstFrame: firstFrame)
     }
@@ -80,14 +80,12 @@ struct FTPReplaySession {
                 if run.machine.isPassthrough { passthroughBytes += bytes.count }
                 return
             }
-            let lines: [FTPLineFramer.Line]
+            let lines: [FTPReplayLineBuffer.Line]
             do {
                 lines = try framers[direction.rawValue].append(bytes, frame: frame, time: time)
             } catch {
-                if case .tooLong(let limit) = error {
-                    stop(frame: frame, problem: "\(side(direction).rawValue) line longer than \(limit) bytes",
-                         action: "session closed (as the proxy closes it)")
-                }
+                stop(frame: frame, problem: "\(side(direction).rawValue) line longer than \(error.limit) bytes",
+                     action: "session closed (as the proxy closes it)")
                 return
             }
             for line in lines where !stopped {
@@ -129,7 +127,7 @@ struct FTPReplaySession {
                                                    frame: frame, problem: problem, action: action))
     }
 
-    private mutating func feed(_ line: FTPLineFramer.Line, from side: FTPSide) {
+    private mutating func feed(_ line: FTPReplayLineBuffer.Line, from side: FTPSide) {
         if needsGreeting {
             needsGreeting = false
             if side == .client || !line.bytes.starts(with: Array("220".utf8)) {
@@ -149,7 +147,7 @@ struct FTPReplaySession {
     }
 
     /// Turns what the engine did with one line into report entries.
-    private mutating func interpret(_ entries: ArraySlice<FTPDryRun.Entry>, line: FTPLineFramer.Line, side: FTPSide,
+    private mutating func interpret(_ entries: ArraySlice<FTPDryRun.Entry>, line: FTPReplayLineBuffer.Line, side: FTPSide,
                                     index: Int, time: Double) {
         var notes: [String] = []
         var answered: ByteBuffer? = nil
