@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: demo test build release bench bench-engine bench-transfer bench-sip deps clean
+.PHONY: demo test build release bench bench-engine bench-transfer bench-sip bench-lab bench-pinholes deps clean
 
 ## demo: install what is missing, build, run algate on Config/algate.toml in front of a local FTP server and
 ## transfer a file through it in passive and active mode, printing the rewritten lines and the pinholes.
@@ -25,7 +25,7 @@ build:
 release:
 	$(SWIFT) build -c release --product algate
 
-bench: bench-engine bench-transfer bench-sip
+bench: bench-engine bench-transfer bench-sip bench-lab bench-pinholes
 
 bench-engine: deps
 	Scripts/bench-engine
@@ -35,6 +35,14 @@ bench-transfer: deps
 
 bench-sip: deps
 	Scripts/bench-sip
+
+## bench-lab: a 1 GiB FTP download across the NAT lab (needs root): routed, kernel helper, algate userspace, nftables.
+bench-lab: deps
+	Scripts/bench-lab
+
+## bench-pinholes: pinhole set-up latency and 10,000 open pinholes, both backends, in a namespace (needs root).
+bench-pinholes: deps
+	Scripts/bench-pinholes
 
 clean:
 	rm -rf .build Benchmarks/.build

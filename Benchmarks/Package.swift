@@ -1,6 +1,7 @@
 // swift-tools-version:6.1
 // Benchmarks of algate's FTP and SIP engines (AlgateRewrite's FTPSessionStateMachine and SIPGatewayStateMachine),
-// with ordo-one's package-benchmark.
+// its policy rules and its pinhole backends (target Pinholes: ../Scripts/bench-pinholes), with ordo-one's
+// package-benchmark.
 //
 //     ../Scripts/bench-engine                     # run, print the tables and a summary with ratios
 //     ../Scripts/bench-engine check               # allocations per rewritten line vs. Thresholds/
@@ -23,6 +24,8 @@ let package = Package(
         .package(name: "algate", path: ".."),
         // For ByteBuffer, which AlgateRewrite's API takes and returns (the version the root package resolves).
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        // For the Logger that the pinhole backends take (the version the root package resolves).
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
     ],
     targets: [
         .executableTarget(
@@ -54,6 +57,21 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Benchmarks/PolicyEngine",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // Pinhole set-up latency and 10,000 open pinholes, userspace and nftables backends. The nftables ones need
+        // CAP_NET_ADMIN: run them through ../Scripts/bench-pinholes, in a network namespace of their own.
+        .executableTarget(
+            name: "Pinholes",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "AlgatePinholes", package: "algate"),
+                .product(name: "AlgateRewrite", package: "algate"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/Pinholes",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ],
