@@ -1,14 +1,14 @@
 public import AlgateRewrite
 public import Logging
 public import NIOCore
-import NIOPosix
 import Synchronization
 
 /// The kernel backend: a pinhole is a few elements with timeouts in algate's own nftables table
 /// (``NftablesPinholeTable``), and the kernel forwards the data or media flow itself; algate never sees its bytes.
 ///
-/// libnftables calls run on a thread of the backend's own, one script at a time, in the order the pinholes asked
-/// for them, never on an event loop. Elements that two pinholes share (an SNAT element for the same target)
+/// libnftables calls run on a thread of the backend's own (``NftablesScriptQueue``), in the order the pinholes
+/// asked for them, never on an event loop; a burst goes to the kernel as one batch. Elements that two pinholes
+/// share (an SNAT element for the same target)
 /// stay until the last of them closes.
 public final class NftablesPinholeBackend: PinholeBackend {
     /// Who holds an element, and with which value it went into the kernel.
@@ -29,8 +29,7 @@ public final class NftablesPinholeBackend: PinholeBackend {
 
     /// The table's description, for tests and `algate rules`.
     public let table: NftablesPinholeTable
-    private let runner: NftablesRunner
-    private let pool: NIOThreadPool
+    private let queue: NftablesScriptQueue
     private let state: Mutex<State>
     private let logger: Logger
     /// The kernel keeps an element this much longer than algate's own timer, so that algate, not a race with
@@ -41,9 +40,7 @@ public final class NftablesPinholeBackend: PinholeBackend {
     public init(ports: ClosedRange<UInt16>, limits: PinholeLedger.Limits, table: NftablesPinholeTable = .init(),
                 logger: Logger) throws(NftablesError) {
         self.table = table
-        self.runner = try NftablesRunner()
-        self.pool = NIOThreadPool(numberOfThreads: 1)
-        self.pool.start()
+        self.queue = NftablesScriptQueue(runner: try NftablesRunner())
         self.state = Mutex(State(ledger: PinholeLedger(ports: ports, limits: limits)))
         self.logger = logger
     }
@@ -57,9 +54,7 @@ public final class NftablesPinholeBackend: PinholeBackend {
         if NftablesRunner.processHasNetAdmin == false {
             throw NftablesError(script: "", message: "Operation not permitted: this process lacks CAP_NET_ADMIN")
         }
-        let script = table.installScript
-        let runner = self.runner
-        try await pool.runIfActive { try runner.run(script) }
+        try await queue.run(table.installScript)
         logger.info("nftables pinhole table installed", metadata: ["table": "inet \(table.name)"])
     }
 
@@ -71,15 +66,14 @@ public final class NftablesPinholeBackend: PinholeBackend {
         }
         for pinhole in data { pinhole.close() }
         for pinhole in media { pinhole.close() }
-        let script = table.removeTableScript
-        let runner = self.runner
+        // Queued behind the elements the closes above removed.
         do {
-            try await pool.runIfActive { try runner.run(script) }
+            try await queue.run(table.removeTableScript)
             logger.info("nftables pinhole table removed", metadata: ["table": "inet \(table.name)"])
         } catch {
             logger.error("cannot remove the nftables pinhole table", metadata: ["error": "\(error)"])
         }
-        try? await pool.shutdownGracefully()
+        await queue.close()
     }
 
     // MARK: Data pinholes (TCP)
@@ -257,19 +251,16 @@ public final class NftablesPinholeBackend: PinholeBackend {
     /// the scripts in the order the state changed.
     private func enqueue(_ script: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
         guard !script.isEmpty else { return loop.makeSucceededVoidFuture() }
-        let runner = self.runner
-        return pool.runIfActive(eventLoop: loop) { try runner.run(script) }.map { _ in () }
+        let promise = loop.makePromise(of: Void.self)
+        queue.submit(script) { promise.completeWith($0.mapError { $0 as any Error }) }
+        return promise.futureResult
     }
 
     private func enqueueLoggingErrors(_ script: String) {
         guard !script.isEmpty else { return }
-        let runner = self.runner
         let logger = self.logger
-        pool.submit { poolState in
-            guard poolState == .active else { return }
-            do {
-                try runner.run(script)
-            } catch {
+        queue.submit(script) { result in
+            if case .failure(let error) = result {
                 logger.error("nftables refused to remove pinhole elements", metadata: ["error": "\(error)"])
             }
         }
