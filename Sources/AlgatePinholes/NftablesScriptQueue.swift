@@ -19,6 +19,9 @@ final class NftablesScriptQueue: Sendable {
         var closed = false
     }
 
+    /// At most this many scripts in one call: libnftables holds a whole batch's parse in memory at once.
+    static let maxBatch = 256
+
     private let runner: NftablesRunner
     private let thread: NIOThreadPool
     private let pending = Mutex(Pending())
@@ -65,8 +68,9 @@ final class NftablesScriptQueue: Sendable {
         while true {
             let jobs: [Job] = pending.withLock { pending in
                 if pending.jobs.isEmpty { pending.draining = false }
-                defer { pending.jobs.removeAll(keepingCapacity: true) }
-                return pending.jobs
+                let taken = pending.jobs.prefix(Self.maxBatch)
+                pending.jobs.removeFirst(taken.count)
+                return Array(taken)
             }
             guard !jobs.isEmpty else { return }
             if jobs.count > 1, (try? runner.run(jobs.map(\.script).joined())) != nil {
