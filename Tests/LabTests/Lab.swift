@@ -160,11 +160,18 @@ enum Run {
         var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
         /// Sends `signal` (SIGKILL after `timeout`) and waits for the exit.
+        ///
+        /// Past the deadline its whole process group is killed: Foundation sees the exit only once every process
+        /// holding its descriptors is gone (a program's own children too), and puts the child in a group of its
+        /// own, so the group is ours.
         @discardableResult
         func stop(signal: Int32 = SIGTERM, timeout: Double = 20) -> Int32 {
             if process.isRunning { kill(process.processIdentifier, signal) }
             _ = Run.waitUntil(seconds: timeout) { !process.isRunning }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            if process.isRunning {
+                kill(-process.processIdentifier, SIGKILL)
+                kill(process.processIdentifier, SIGKILL)
+            }
             process.waitUntilExit()
             return process.terminationStatus
         }
