@@ -162,10 +162,12 @@ struct ConfigurationDecoder {
             throw reader.error("public-address", "the unspecified address cannot be announced to peers")
         }
         settings.insideAddress = try reader.address("inside-address")
-        if settings.publicAddress == nil, listen.address.isUnspecified {
+        // Transparent mode finds both addresses per destination (the gateway's address towards it, and towards the
+        // phone); reverse mode has one of each, fixed, and a wildcard announces nothing.
+        if mode == .reverse, settings.publicAddress == nil, listen.address.isUnspecified {
             throw reader.error("listen", "a wildcard listen address needs public-address (what peers are told)")
         }
-        if settings.insideAddress == nil, listen.address.isUnspecified {
+        if mode == .reverse, settings.insideAddress == nil, listen.address.isUnspecified {
             throw reader.error("listen", "a wildcard listen address needs inside-address (what upstream is told)")
         }
         if let timeout = try reader.duration("media-timeout", allowZero: false) { settings.mediaTimeout = timeout }
@@ -177,6 +179,12 @@ struct ConfigurationDecoder {
         if let (interfaces, ports) = try decodeIntercept(reader, mode: mode, protocolName: "SIP") {
             settings.interceptInterfaces = interfaces
             if let ports { settings.interceptPorts = ports }
+        }
+        // TPROXY leaves an intercepted datagram as it was; the listener learns its destination address
+        // (IP_PKTINFO) but not its port, so UDP intercepts one port, which is then known.
+        if mode == .transparent, settings.transports.contains(.udp), settings.interceptPorts.count > 1 {
+            throw reader.error("intercept-ports", "a transparent listener with udp intercepts one port (a datagram's "
+                + "original port is not known after TPROXY); list one, or set transports = [\"tcp\"]")
         }
         return settings
     }

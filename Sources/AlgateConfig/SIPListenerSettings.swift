@@ -10,9 +10,13 @@ public struct SIPListenerSettings: Hashable, Sendable {
     public var upstream: Endpoint?
     /// Key `mode`: `"reverse"` when upstream is set; `"transparent"` otherwise.
     public var mode: FTPListenerSettings.Mode
-    /// Key `public-address`: what outside peers are told in Via, Contact and SDP (default: the listen address).
+    /// Key `public-address`: what outside peers are told in Via, Contact and SDP (reverse mode, default: the listen
+    /// address). Transparent mode: what the upstreams outside (registrars, proxies) are told, and where their media
+    /// relays listen (default: the gateway's address towards each upstream).
     public var publicAddress: IPAddress?
-    /// Key `inside-address`: the gateway's address towards upstream (default: the listen address).
+    /// Key `inside-address`: the gateway's address towards upstream (reverse mode, default: the listen address).
+    /// Transparent mode: the gateway's address on the intercept interface, where the phones' media relays listen
+    /// (default: the gateway's address towards the first phone that used the upstream).
     public var insideAddress: IPAddress?
     /// Key `media-timeout`: a media relay with no packet for this long closes.
     public var mediaTimeout: Duration = .seconds(60)

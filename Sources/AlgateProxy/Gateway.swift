@@ -53,8 +53,13 @@ public final class Gateway: Service, Sendable {
         }
         var sip: [SIPProxyConfiguration] = []
         for listener in configuration.sip {
-            let upstream = try Self.upstream(of: "sip", listener.listen, listener.mode, listener.upstream, listener.line)
+            // Transparent mode has no upstream: each phone's messages go to where it sent them.
+            let upstream = listener.mode == .transparent
+                ? nil : try Self.upstream(of: "sip", listener.listen, listener.mode, listener.upstream, listener.line)
             var proxy = SIPProxyConfiguration(listen: listener.listen, upstream: upstream)
+            if listener.mode == .transparent, let port = listener.interceptPorts.first {
+                proxy.interceptedPort = port
+            }
             proxy.transports = listener.transports
             proxy.publicAddress = listener.publicAddress
             proxy.insideAddress = listener.insideAddress
@@ -69,7 +74,7 @@ public final class Gateway: Service, Sendable {
         self.group = group
         self.ready = ready
         self.reload = reload
-        let rules = try InterceptRules(configuration: configuration)
+        let rules = InterceptRules(configuration: configuration)
         self.intercept = rules.isEmpty ? nil : try InterceptInstaller(rules: rules, logger: logger)
         let policy = PolicyStore(configuration.policy, logger: logger)
         self.policy = policy
@@ -100,12 +105,11 @@ public final class Gateway: Service, Sendable {
         }
     }
 
-    /// The upstream of a reverse-mode listener; transparent mode is refused (for SIP: not in this build).
+    /// The upstream of a reverse-mode listener (the configuration decoder makes sure there is one).
     private static func upstream(of table: String, _ listen: Endpoint, _ mode: FTPListenerSettings.Mode,
                                  _ upstream: Endpoint?, _ line: Int) throws(GatewayError) -> Endpoint {
         guard mode == .reverse, let upstream else {
-            throw GatewayError("line \(line): [[\(table)]] listen = \"\(listen)\": transparent mode is not available "
-                + "in this build; set upstream")
+            throw GatewayError("line \(line): [[\(table)]] listen = \"\(listen)\": reverse mode needs upstream")
         }
         return upstream
     }

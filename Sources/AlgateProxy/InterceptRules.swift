@@ -1,10 +1,12 @@
 public import AlgateConfig
 public import AlgateRewrite
 
-/// The nftables rules that steer the inside hosts' control connections to algate's transparent listeners.
+/// The nftables rules that steer the inside hosts' control traffic to algate's transparent listeners, and the
+/// policy routing that TPROXY needs.
 ///
 /// A pure value made from the configuration: it owns one table, `inet algate_intercept`, and never names any other.
-/// Each transparent `[[ftp]]` listener becomes NAT prerouting rules (per address family it can accept):
+/// Each transparent `[[ftp]]` listener, and each transparent `[[sip]]` listener with `tcp`, becomes NAT prerouting
+/// rules (per address family it can accept):
 /// - TCP from its `intercept-interface` to one of its `intercept-ports` is redirected to the listener (`redirect`
 ///   for a wildcard listen address, which picks the address of the incoming interface; `dnat` to the listen
 ///   address otherwise). The kernel remembers the address the client asked for, and the listener reads it back
@@ -15,7 +17,15 @@ public import AlgateRewrite
 ///   address too, with the pinhole's port); this rule delivers that connection to the pinhole,
 ///   which connects on to the server from the gateway's address, the one the server knows the control
 ///   connection by. (Inside hosts therefore cannot reach those ports on outside hosts directly.) Only with the
-///   userspace pinhole backend: a kernel pinhole is a DNAT of its own, which this rule would pre-empt.
+///   userspace pinhole backend: a kernel pinhole is a DNAT of its own, which this rule would pre-empt. (FTP
+///   only: SIP media relays are announced at the gateway's own address.)
+///
+/// Each transparent `[[sip]]` listener with `udp` becomes a TPROXY rule in a filter chain at the mangle priority
+/// (chain `divert`): a datagram from its `intercept-interface` to its intercept port, not addressed to the gateway
+/// itself, is marked ``tproxyMark`` and handed, unchanged, to the listener's socket (`IP_TRANSPARENT`); its
+/// destination address is the original one. The mark sends it to local delivery through policy routing, which is not
+/// nftables (``policyRoutingInstall``): `ip route replace local 0.0.0.0/0 dev lo table 24940` and
+/// `ip rule add fwmark 0x616c lookup 24940`, and the same with `-6` for IPv6.
 ///
 /// ```
 /// table inet algate_intercept {
@@ -23,12 +33,22 @@ public import AlgateRewrite
 ///         type nat hook prerouting priority dstnat - 10; policy accept;
 ///         iifname { "lan0" } meta nfproto ipv4 tcp dport { 21 } redirect to :2100 comment "ftp[0] 0.0.0.0:2100"
 ///         iifname { "lan0" } meta nfproto ipv4 tcp dport 40000-44999 redirect comment "ftp[0] passive data"
+///         iifname { "lan0" } meta nfproto ipv4 tcp dport { 5060 } redirect to :5060 comment "sip[0] 0.0.0.0:5060"
+///     }
+///     chain divert {
+///         type filter hook prerouting priority mangle; policy accept;
+///         iifname { "lan0" } meta nfproto ipv4 udp dport { 5060 } fib daddr type != local meta mark set 0x616c tproxy ip to :5060 comment "sip[0] 0.0.0.0:5060"
 ///     }
 /// }
 /// ```
 public struct InterceptRules: Hashable, Sendable {
     /// The table algate owns (family `inet`).
     public static let tableName = "algate_intercept"
+    /// The mark a TPROXY rule puts on the datagrams it diverts (`0x616c`, "al"), which the policy rule matches.
+    public static let tproxyMark: UInt32 = 0x616c
+    /// The routing table of the policy rule: one local route for everything, so marked datagrams are delivered
+    /// here instead of forwarded.
+    public static let routingTable: UInt32 = 24940
 
     /// The steering of one listener: connections that arrive on one of `interfaces` for one of `ports` go to
     /// `listen`, and those for a port in `dataPorts` (when set) go to the same address, port unchanged.
@@ -43,23 +63,28 @@ public struct InterceptRules: Hashable, Sendable {
         public var listen: Endpoint
         /// The pinhole ports (passive data connections to userspace pinholes); nil to steer none.
         public var dataPorts: ClosedRange<UInt16>?
+        /// TCP connections to `ports` are redirected (NAT) to the listener.
+        public var tcp: Bool
+        /// UDP datagrams to `ports` are diverted (TPROXY) to the listener's socket.
+        public var udp: Bool
 
         public init(name: String, interfaces: [String], ports: [UInt16], listen: Endpoint,
-                    dataPorts: ClosedRange<UInt16>?) {
+                    dataPorts: ClosedRange<UInt16>?, tcp: Bool = true, udp: Bool = false) {
             self.name = name
             self.interfaces = interfaces
             self.ports = ports
             self.listen = listen
             self.dataPorts = dataPorts
+            self.tcp = tcp
+            self.udp = udp
         }
     }
 
     /// The rules, in the order of the configuration's listeners.
     public var rules: [Rule]
 
-    /// The rules of every transparent listener of `configuration`; a transparent `[[sip]]` listener is refused,
-    /// since this build steers FTP only.
-    public init(configuration: AlgateConfiguration) throws(GatewayError) {
+    /// The rules of every transparent listener of `configuration`.
+    public init(configuration: AlgateConfiguration) {
         rules = []
         // Kernel pinholes are DNATs of their own: no steering of data ports in front of them.
         let dataPorts = configuration.pinholes.backend == .userspace ? configuration.pinholes.ports : nil
@@ -68,9 +93,10 @@ public struct InterceptRules: Hashable, Sendable {
                               ports: listener.interceptPorts, listen: listener.listen,
                               dataPorts: dataPorts))
         }
-        for listener in configuration.sip where listener.mode == .transparent {
-            throw GatewayError("line \(listener.line): [[sip]] listen = \"\(listener.listen)\": transparent SIP is "
-                + "not available in this build; set upstream")
+        for (index, listener) in configuration.sip.enumerated() where listener.mode == .transparent {
+            rules.append(Rule(name: "sip[\(index)]", interfaces: listener.interceptInterfaces,
+                              ports: listener.interceptPorts, listen: listener.listen, dataPorts: nil,
+                              tcp: listener.transports.contains(.tcp), udp: listener.transports.contains(.udp)))
         }
     }
 
@@ -85,20 +111,71 @@ public struct InterceptRules: Hashable, Sendable {
     /// The table with its chain and rules, in the syntax `nft -f` reads.
     public var table: String {
         var out = "table inet \(Self.tableName) {\n"
-        out += "    chain prerouting {\n"
-        // Before the usual dstnat priority, so that a site's own port forwards on the same ports do not take the
-        // connection first (the first NAT rule that matches a new connection decides its mapping).
-        out += "        type nat hook prerouting priority dstnat - 10; policy accept;\n"
-        for rule in rules {
-            for family in Self.families(of: rule.listen.address) {
-                out += "        " + Self.controlStatement(rule, family: family) + "\n"
-                if let data = Self.dataStatement(rule, family: family) { out += "        " + data + "\n" }
+        if rules.contains(where: \.tcp) {
+            out += "    chain prerouting {\n"
+            // Before the usual dstnat priority, so that a site's own port forwards on the same ports do not take the
+            // connection first (the first NAT rule that matches a new connection decides its mapping).
+            out += "        type nat hook prerouting priority dstnat - 10; policy accept;\n"
+            for rule in rules where rule.tcp {
+                for family in Self.families(of: rule.listen.address) {
+                    out += "        " + Self.controlStatement(rule, family: family) + "\n"
+                    if let data = Self.dataStatement(rule, family: family) { out += "        " + data + "\n" }
+                }
             }
+            out += "    }\n"
         }
-        out += "    }\n"
+        if rules.contains(where: \.udp) {
+            out += "    chain divert {\n"
+            // TPROXY works before routing decides: mangle priority, ahead of NAT and of the routing decision.
+            out += "        type filter hook prerouting priority mangle; policy accept;\n"
+            for rule in rules where rule.udp {
+                for family in Self.families(of: rule.listen.address) {
+                    out += "        " + Self.divertStatement(rule, family: family) + "\n"
+                }
+            }
+            out += "    }\n"
+        }
         out += "}\n"
         return out
     }
+
+    /// The address families whose UDP is diverted by TPROXY: the policy routing is needed for these.
+    var divertedFamilies: [Family] {
+        var families: [Family] = []
+        for rule in rules where rule.udp {
+            for family in Self.families(of: rule.listen.address) where !families.contains(family) {
+                families.append(family)
+            }
+        }
+        return families
+    }
+
+    /// The `ip` commands (arguments after `ip`) that put the policy routing for TPROXY in place, in order: per
+    /// diverted family a local route for everything in ``routingTable`` and a rule sending ``tproxyMark`` there.
+    /// Empty when nothing is diverted. Not nftables: `algate run` installs them with iproute2's `ip`.
+    public var policyRoutingInstall: [[String]] {
+        divertedFamilies.flatMap { family -> [[String]] in
+            let version = family == .ipv4 ? "-4" : "-6"
+            let everything = family == .ipv4 ? "0.0.0.0/0" : "::/0"
+            return [
+                [version, "route", "replace", "local", everything, "dev", "lo", "table", "\(Self.routingTable)"],
+                [version, "rule", "add", "fwmark", Self.markText, "lookup", "\(Self.routingTable)"],
+            ]
+        }
+    }
+
+    /// The `ip` commands that take the policy routing out again (also run before installing, for a crashed run's).
+    public var policyRoutingRemove: [[String]] {
+        divertedFamilies.flatMap { family -> [[String]] in
+            let version = family == .ipv4 ? "-4" : "-6"
+            return [
+                [version, "rule", "del", "fwmark", Self.markText, "lookup", "\(Self.routingTable)"],
+                [version, "route", "flush", "table", "\(Self.routingTable)"],
+            ]
+        }
+    }
+
+    static var markText: String { "0x" + String(tproxyMark, radix: 16) }
 
     /// What `algate rules` prints and the gateway runs at start: it replaces a table of the same name, left over by a
     /// crashed run, with these rules in one transaction (`add` makes sure the `delete` has something to delete).
@@ -129,6 +206,25 @@ public struct InterceptRules: Hashable, Sendable {
         let ports = rule.ports.map(String.init).joined(separator: ", ")
         return match(rule, family) + " tcp dport { \(ports) } " + target(rule.listen.address, port: rule.listen.port)
             + " comment \"\(rule.name) \(rule.listen)\""
+    }
+
+    /// TPROXY of the listener's UDP port: the datagram keeps its destination (the listener reads it), and the mark
+    /// makes policy routing deliver it locally. Datagrams for the gateway's own addresses are left alone: they reach
+    /// the listener (or whatever else listens) without help.
+    static func divertStatement(_ rule: Rule, family: Family) -> String {
+        let ports = rule.ports.map(String.init).joined(separator: ", ")
+        let version = family == .ipv4 ? "ip" : "ip6"
+        let port = rule.listen.port
+        let target: String
+        if rule.listen.address.isWildcard {
+            target = ":\(port)"
+        } else if case .v6 = rule.listen.address {
+            target = "[\(rule.listen.address)]:\(port)"
+        } else {
+            target = "\(rule.listen.address):\(port)"
+        }
+        return match(rule, family) + " udp dport { \(ports) } fib daddr type != local meta mark set \(markText) "
+            + "tproxy \(version) to \(target) comment \"\(rule.name) \(rule.listen)\""
     }
 
     static func dataStatement(_ rule: Rule, family: Family) -> String? {

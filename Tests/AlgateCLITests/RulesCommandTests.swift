@@ -84,15 +84,57 @@ import Testing
         #expect(try ProcessRunner.algate(["rules", "--config", "/nonexistent/algate.toml"]).status == 2)
     }
 
-    @Test func transparentSIPIsRefusedAsByRun() throws {
+    /// A transparent SIP listener: its TCP redirect, its UDP TPROXY rule, and the policy routing TPROXY needs as
+    /// comments (iproute2 commands, which `algate run` installs itself), so the output still pipes into `nft -f -`.
+    @Test func transparentSIPPrintsItsTPROXYRuleAndPolicyRouting() throws {
         let path = try write("""
             [[sip]]
-            listen = "10.0.0.1:5060"
+            listen = "0.0.0.0:5060"
             intercept-interface = "lan0"
             """)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let result = try ProcessRunner.algate(["rules", "--config", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == """
+            # algate intercept rules for \(path); apply with: nft -f FILE
+            add table inet algate_intercept
+            delete table inet algate_intercept
+            table inet algate_intercept {
+                chain prerouting {
+                    type nat hook prerouting priority dstnat - 10; policy accept;
+                    iifname { "lan0" } meta nfproto ipv4 tcp dport { 5060 } redirect to :5060 comment "sip[0] 0.0.0.0:5060"
+                }
+                chain divert {
+                    type filter hook prerouting priority mangle; policy accept;
+                    iifname { "lan0" } meta nfproto ipv4 udp dport { 5060 } fib daddr type != local meta mark set 0x616c tproxy ip to :5060 comment "sip[0] 0.0.0.0:5060"
+                }
+            }
+            # TPROXY (transparent SIP over UDP) also needs this policy routing, which is not nftables;
+            # algate run installs it with iproute2 and removes it at exit. By hand:
+            #   ip -4 route replace local 0.0.0.0/0 dev lo table 24940
+            #   ip -4 rule add fwmark 0x616c lookup 24940
+            # and to remove it:
+            #   ip -4 rule del fwmark 0x616c lookup 24940
+            #   ip -4 route flush table 24940
+
+            """)
+        let check = try ProcessRunner.algate(["check-config", path])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stdout.contains("  sip 0.0.0.0:5060 tcp+udp (transparent: ports 5060 on lan0)\n"), "\(check.stdout)")
+    }
+
+    /// UDP learns a datagram's original address but not its port: two intercept ports with udp are a config error.
+    @Test func transparentSIPOverUDPWithTwoPortsIsAConfigError() throws {
+        let path = try write("""
+            [[sip]]
+            listen = "0.0.0.0:5060"
+            intercept-interface = "lan0"
+            intercept-ports = [5060, 5080]
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try ProcessRunner.algate(["rules", "--config", path])
         #expect(result.status == 2)
-        #expect(result.stderr.contains("transparent SIP is not available in this build"), "\(result.stderr)")
+        #expect(result.stderr.contains("sip[0].intercept-ports"), "\(result.stderr)")
+        #expect(result.stderr.contains("intercepts one port"), "\(result.stderr)")
     }
 }

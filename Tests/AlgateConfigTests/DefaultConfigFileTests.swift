@@ -41,7 +41,7 @@ struct DefaultConfigFileTests {
     }
 
     /// The commented-out examples work as documented once uncommented: the IPv6 and transparent listeners parse,
-    /// the [[sip]] example parses, and so do the [[policy.deny]] rules against SIP scanners.
+    /// the [[sip]] examples (reverse and transparent) parse, and so do the [[policy.deny]] rules against SIP scanners.
     @Test func commentedExamplesBehaveAsDocumented() throws {
         let lines = try Self.lines()
         let withListeners = Self.uncommentingBlocks(startingWith: "[[ftp]]", in: lines)
@@ -58,12 +58,18 @@ struct DefaultConfigFileTests {
         #expect(configuration.ftp[2].interceptPorts == [21])
 
         let sip = try AlgateConfiguration.parse(Self.uncommentingBlocks(startingWith: "[[sip]]", in: lines))
-        #expect(sip.sip.count == 1)
+        #expect(sip.sip.count == 2)
         #expect(sip.sip[0].listen == Endpoint("0.0.0.0:5060"))
         #expect(sip.sip[0].upstream == Endpoint("10.0.0.6:5060"))
         #expect(sip.sip[0].transports == [.udp, .tcp])
         #expect(sip.sip[0].publicAddress == IPAddress("203.0.113.7"))
         #expect(sip.sip[0].insideAddress == IPAddress("10.0.0.1"))
+        // The transparent example: no upstream, steered from eth1.
+        #expect(sip.sip[1].listen == Endpoint("0.0.0.0:5070"))
+        #expect(sip.sip[1].mode == .transparent && sip.sip[1].upstream == nil)
+        #expect(sip.sip[1].interceptInterfaces == ["eth1"] && sip.sip[1].interceptPorts == [5060])
+        #expect(sip.sip[1].publicAddress == IPAddress("203.0.113.7"))
+        #expect(sip.sip[1].insideAddress == IPAddress("10.0.0.1"))
 
         let policy = try AlgateConfiguration.parse(Self.uncommentingBlocks(startingWith: "[[policy.deny]]", in: lines))
         #expect(policy.policy.rules.count >= 1)

@@ -21,7 +21,7 @@ import Testing
             intercept-interface = ["inside", "vpn*"]
             intercept-ports = [21, 990]
             """)
-        let rules = try InterceptRules(configuration: configuration)
+        let rules = InterceptRules(configuration: configuration)
         #expect(rules.rules.map(\.name) == ["ftp[0]", "ftp[1]"])
         #expect(rules.table == """
             table inet algate_intercept {
@@ -74,7 +74,7 @@ import Testing
             listen = "0.0.0.0:2100"
             intercept-interface = "inside"
             """)
-        let rules = try InterceptRules(configuration: configuration)
+        let rules = InterceptRules(configuration: configuration)
         #expect(rules.rules.first?.dataPorts == nil)
         #expect(!rules.table.contains("passive data"))
         #expect(rules.table.contains("redirect to :2100"))
@@ -86,15 +86,102 @@ import Testing
             listen = "127.0.0.1:2121"
             upstream = "127.0.0.2:21"
             """)
-        #expect(try InterceptRules(configuration: configuration).isEmpty)
+        #expect(InterceptRules(configuration: configuration).isEmpty)
     }
 
-    @Test func transparentSIPIsRefused() throws {
+    /// A transparent SIP listener: TCP is redirected like FTP's control connections (no data ports: SIP media
+    /// relays are announced at the gateway's own address); UDP is diverted by TPROXY in a filter chain at the mangle
+    /// priority, with the mark that the policy routing sends to local delivery.
+    @Test func transparentSIPIsRedirectedAndDiverted() throws {
+        let configuration = try AlgateConfiguration.parse("""
+            [pinholes]
+            ports = "41000-41099"
+
+            [[sip]]
+            listen = "0.0.0.0:5060"
+            intercept-interface = "lan0"
+            """)
+        let rules = InterceptRules(configuration: configuration)
+        #expect(rules.rules.map(\.name) == ["sip[0]"])
+        #expect(rules.table == """
+            table inet algate_intercept {
+                chain prerouting {
+                    type nat hook prerouting priority dstnat - 10; policy accept;
+                    iifname { "lan0" } meta nfproto ipv4 tcp dport { 5060 } redirect to :5060 comment "sip[0] 0.0.0.0:5060"
+                }
+                chain divert {
+                    type filter hook prerouting priority mangle; policy accept;
+                    iifname { "lan0" } meta nfproto ipv4 udp dport { 5060 } fib daddr type != local meta mark set 0x616c tproxy ip to :5060 comment "sip[0] 0.0.0.0:5060"
+                }
+            }
+
+            """)
+        #expect(rules.policyRoutingInstall == [
+            ["-4", "route", "replace", "local", "0.0.0.0/0", "dev", "lo", "table", "24940"],
+            ["-4", "rule", "add", "fwmark", "0x616c", "lookup", "24940"],
+        ])
+        #expect(rules.policyRoutingRemove == [
+            ["-4", "rule", "del", "fwmark", "0x616c", "lookup", "24940"],
+            ["-4", "route", "flush", "table", "24940"],
+        ])
+    }
+
+    /// UDP only on a dual-stack listener: no NAT chain at all, TPROXY per family (to the listener's address when it
+    /// is not a wildcard), and policy routing for both families.
+    @Test func transparentSIPOverUDPOnlyHasNoNATChain() throws {
+        let configuration = try AlgateConfiguration.parse("""
+            [[sip]]
+            listen = "[::]:5070"
+            transports = ["udp"]
+            intercept-interface = ["lan0", "wlan*"]
+
+            [[sip]]
+            listen = "[fd00:77::1]:5060"
+            transports = ["udp"]
+            intercept-interface = "lan1"
+            intercept-ports = [5080]
+            """)
+        let rules = InterceptRules(configuration: configuration)
+        #expect(rules.table == """
+            table inet algate_intercept {
+                chain divert {
+                    type filter hook prerouting priority mangle; policy accept;
+                    iifname { "lan0", "wlan*" } meta nfproto ipv4 udp dport { 5060 } fib daddr type != local meta mark set 0x616c tproxy ip to :5070 comment "sip[0] [::]:5070"
+                    iifname { "lan0", "wlan*" } meta nfproto ipv6 udp dport { 5060 } fib daddr type != local meta mark set 0x616c tproxy ip6 to :5070 comment "sip[0] [::]:5070"
+                    iifname { "lan1" } meta nfproto ipv6 udp dport { 5080 } fib daddr type != local meta mark set 0x616c tproxy ip6 to [fd00:77::1]:5060 comment "sip[1] [fd00:77::1]:5060"
+                }
+            }
+
+            """)
+        #expect(rules.policyRoutingInstall.map { $0.prefix(3).joined(separator: " ") }
+            == ["-4 route replace", "-4 rule add", "-6 route replace", "-6 rule add"])
+        #expect(rules.policyRoutingInstall[2][4] == "::/0")
+    }
+
+    /// FTP and TCP-only SIP need no policy routing.
+    @Test func noPolicyRoutingWithoutUDP() throws {
         let configuration = try AlgateConfiguration.parse("""
             [[sip]]
             listen = "10.0.0.1:5060"
+            transports = ["tcp"]
             intercept-interface = "lan0"
+            intercept-ports = [5060, 5080]
             """)
-        #expect(throws: GatewayError.self) { try InterceptRules(configuration: configuration) }
+        let rules = InterceptRules(configuration: configuration)
+        #expect(rules.policyRoutingInstall.isEmpty && rules.policyRoutingRemove.isEmpty)
+        #expect(rules.table.contains("tcp dport { 5060, 5080 } dnat ip to 10.0.0.1:5060 comment \"sip[0] 10.0.0.1:5060\""))
+        #expect(!rules.table.contains("divert"))
+    }
+
+    /// UDP learns a datagram's original address, not its port: one intercept port only.
+    @Test func transparentSIPOverUDPInterceptsOnePort() throws {
+        #expect(throws: ConfigurationError.self) {
+            try AlgateConfiguration.parse("""
+                [[sip]]
+                listen = "0.0.0.0:5060"
+                intercept-interface = "lan0"
+                intercept-ports = [5060, 5080]
+                """)
+        }
     }
 }

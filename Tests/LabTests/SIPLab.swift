@@ -255,6 +255,7 @@ struct SIPLab {
                       ip: "[\(Self.phone6)]", port: Port.phoneUDP)
     }
 
+    @discardableResult
     func callPhone6() throws -> Run.Result {
         try sipp("caller", .outside, [Self.registrarEndpoint6, "-sf", fixture("uac_pcap_media_ip.xml"), "-i", Self.registrar6,
                                       "-p", "\(Port.caller)", "-t", "u1", "-mi", Self.registrar6,
@@ -272,6 +273,7 @@ struct SIPLab {
                              ip: Self.phone, port: Port.phoneUDP)
     }
 
+    @discardableResult
     func callPhoneRTCP() throws -> Run.Result {
         try Self.callerRTCPScenario.write(to: file("caller_rtcp.xml"), atomically: true, encoding: .utf8)
         try Self.rtcpSender.write(to: file("rtcp_send.py"), atomically: true, encoding: .utf8)
@@ -428,6 +430,7 @@ struct SIPLab {
     }
 
     /// A caller on the outside host calls `phone` at Kamailio: uac_pcap, one call with RTP.
+    @discardableResult
     func callPhone(tcp: Bool = false) throws -> Run.Result {
         try sipp("caller", .outside, [Self.registrarEndpoint, "-sn", "uac_pcap", "-i", Self.registrar,
                                       "-p", "\(Port.caller)", "-t", tcp ? "t1" : "u1", "-mi", Self.registrar,
@@ -443,6 +446,7 @@ struct SIPLab {
 
     /// The phone calls the UAS outside (sip:uas@203.0.113.2:5070), sending through `via` (algate or Kamailio),
     /// which hands it to Kamailio: uac_pcap, one call with RTP.
+    @discardableResult
     func callOut(via: String, tcp: Bool = false) throws -> Run.Result {
         try sipp("outcall", .inside, ["\(Self.registrar):\(Port.uas)", "-rsa", via, "-sn", "uac_pcap",
                                       "-i", Self.phone, "-p", "\(Port.phoneCaller)", "-t", tcp ? "t1" : "u1",

@@ -341,14 +341,21 @@ public struct SIPGatewayStateMachine: Sendable {
         work.editor.insertHeaderLine(lines, before: at)
     }
 
-    /// Removes the Route entries that name this gateway (it is where the request already is).
+    /// Removes the Route entries that name this gateway (it is where the request already is): the pair its double
+    /// Record-Route put at the top of the sender's route set, one entry for each of its addresses, in either order.
+    /// No more than that pair: in transparent mode the public address is the upstream's own, which the upstream
+    /// may name in its own Record-Route right below (that entry is the upstream's, and must stay).
     private mutating func stripOwnRoutes(_ work: inout SIPMessageWork) {
         let message = work.message
-        let ours = message.routes.filter { route in
-            guard let address = route.uri.host.address else { return false }
-            let port = route.uri.port ?? 5060
-            return (address.isSameHost(as: context.publicAddress) && port == context.publicPort)
-                || (address.isSameHost(as: context.insideAddress) && port == context.insidePort)
+        var unused = [(context.publicAddress, context.publicPort), (context.insideAddress, context.insidePort)]
+        var ours: [SIPNameAddress] = []
+        for route in message.routes {
+            guard let address = route.uri.host.address,
+                  let index = unused.firstIndex(where: { address.isSameHost(as: $0.0) && (route.uri.port ?? 5060) == $0.1 })
+            else { break }
+            unused.remove(at: index)
+            ours.append(route)
+            if unused.isEmpty { break }
         }
         guard !ours.isEmpty else { return }
         for field in message.fields(.route) {
@@ -560,7 +567,7 @@ public struct SIPGatewayStateMachine: Sendable {
     private func rewriteSDP(_ work: inout SIPMessageWork, _ sdp: (range: Range<Int>, description: SDPSessionDescription)) {
         // What goes inside names the gateway's inside address and the relays' inside ports, and vice versa.
         let towardsInside = work.side == .outside
-        let address = towardsInside ? context.insideAddress : context.publicAddress
+        let address = towardsInside ? context.insideAddress : context.publicMediaAddress
         var targets = [SDPRewrite.Target?](repeating: nil, count: sdp.description.media.count)
         for (index, relay) in work.streamRelays where index < targets.count {
             guard let ports = work.relayPorts[relay] else { continue }

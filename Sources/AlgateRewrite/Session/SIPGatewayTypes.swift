@@ -47,14 +47,19 @@ public struct SIPGatewayContext: Hashable, Sendable {
     public var insidePort: UInt16
     /// The PBX or registrar.
     public var upstream: Endpoint
+    /// What outside peers are told in SDP, where their media relays listen: `publicAddress` unless the two differ.
+    /// They differ in transparent mode, where signalling to a phone names the destination the phone asked for
+    /// (which algate intercepts and impersonates), but media must go to an address of the gateway itself.
+    public var publicMediaAddress: IPAddress
 
     public init(publicAddress: IPAddress, publicPort: UInt16, insideAddress: IPAddress, insidePort: UInt16,
-                upstream: Endpoint) {
+                upstream: Endpoint, publicMediaAddress: IPAddress? = nil) {
         self.publicAddress = publicAddress
         self.publicPort = publicPort
         self.insideAddress = insideAddress
         self.insidePort = insidePort
         self.upstream = upstream
+        self.publicMediaAddress = publicMediaAddress ?? publicAddress
     }
 }
 
