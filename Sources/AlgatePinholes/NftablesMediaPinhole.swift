@@ -44,11 +44,15 @@ public final class NftablesMediaPinhole: MediaPinhole {
         return outside.and(inside).map { _ in () }
     }
 
-    public func setPeer(outside: Bool, _ endpoint: Endpoint?, rtcpPort: UInt16?) {
-        apply(outside: outside, endpoint, rtcpPort: rtcpPort).whenFailure { [self] _ in
+    public func setPeers(outside: Endpoint?, outsideRTCP: UInt16?, inside: Endpoint?,
+                         insideRTCP: UInt16?) -> EventLoopFuture<Void>? {
+        let applied = apply(outside: true, outside, rtcpPort: outsideRTCP)
+            .and(apply(outside: false, inside, rtcpPort: insideRTCP)).map { _ in () }
+        applied.whenFailure { [self] _ in
             // The kernel refused: the call cannot have media through this pinhole; say so by closing it.
             self.close()
         }
+        return applied
     }
 
     /// The elements that carry packets towards the peer of one side. `outside` is the outside peer: packets

@@ -1,4 +1,4 @@
-public import AlgateRewrite
+import AlgateRewrite
 public import Logging
 public import NIOCore
 import Synchronization

@@ -15,9 +15,13 @@ public protocol MediaPinhole: AnyObject, Sendable {
     var outsidePort: UInt16 { get }
     /// The even port announced to the inside peer (RTCP on the next one).
     var insidePort: UInt16 { get }
-    /// Points one side at a new endpoint (from an SDP answer or a re-INVITE); RTCP goes to `rtcpPort` or the
-    /// RTP port + 1.
-    func setPeer(outside: Bool, _ endpoint: Endpoint?, rtcpPort: UInt16?)
+    /// Points both sides at new endpoints (from an SDP answer or a re-INVITE; nil leaves a side as it is); RTCP
+    /// goes to the given port or the RTP port + 1.
+    ///
+    /// - Returns: nil when the change is in effect already (a userspace relay), else a future that succeeds once
+    ///   it is (the kernel took the elements) or fails when the pinhole could not follow (it is then closed). A
+    ///   message that announces the new endpoints must wait for it: a pinhole opens before its announcement.
+    func setPeers(outside: Endpoint?, outsideRTCP: UInt16?, inside: Endpoint?, insideRTCP: UInt16?) -> EventLoopFuture<Void>?
     /// Closes it; the backend reports `.closed` once and returns the ports to the pool.
     func close()
 }
@@ -46,7 +50,14 @@ public protocol PinholeBackend: Sendable {
 }
 
 extension TCPPinhole: DataPinhole {}
-extension MediaRelay: MediaPinhole {}
+extension MediaRelay: MediaPinhole {
+    public func setPeers(outside: Endpoint?, outsideRTCP: UInt16?, inside: Endpoint?,
+                         insideRTCP: UInt16?) -> EventLoopFuture<Void>? {
+        setPeer(outside: true, outside, rtcpPort: outsideRTCP)
+        setPeer(outside: false, inside, rtcpPort: insideRTCP)
+        return nil
+    }
+}
 
 extension UserspacePinholeBackend: PinholeBackend {
     public func openDataPinhole(_ spec: TCPPinholeSpec, on loop: any EventLoop,

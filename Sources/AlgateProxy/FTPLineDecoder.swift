@@ -1,4 +1,4 @@
-public import AlgateRewrite
+import AlgateRewrite
 public import NIOCore
 
 /// Frames an FTP control stream into lines with AlgateRewrite's ``FTPLineFramer``: each line ends in LF,

@@ -393,7 +393,7 @@ final class SIPListenerCore {
     // MARK: Actions
 
     private func drain(_ engine: SIPUpstreamEngine) {
-        while let action = engine.machine.nextAction() {
+        while engine.mediaUpdatesPending == 0, let action = engine.machine.nextAction() {
             perform(action, engine)
         }
     }
@@ -405,8 +405,17 @@ final class SIPListenerCore {
         case .openMedia(let request):
             openMedia(request, engine)
         case .updateMedia(let id, let outsidePeer, let outsideRTCP, let insidePeer, let insideRTCP):
-            engine.relays[id]?.setPeer(outside: true, outsidePeer, rtcpPort: outsideRTCP)
-            engine.relays[id]?.setPeer(outside: false, insidePeer, rtcpPort: insideRTCP)
+            // A kernel pinhole takes a moment to follow: the answer that announces the new endpoints, and
+            // everything after it, waits until it has.
+            guard let pending = engine.relays[id]?.setPeers(outside: outsidePeer, outsideRTCP: outsideRTCP,
+                                                            inside: insidePeer, insideRTCP: insideRTCP) else { return }
+            engine.mediaUpdatesPending += 1
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            let boundEngine = NIOLoopBound(engine, eventLoop: loop)
+            pending.hop(to: loop).whenComplete { _ in
+                boundEngine.value.mediaUpdatesPending -= 1
+                bound.value.drain(boundEngine.value)
+            }
         case .closeMedia(let id):
             engine.relays.removeValue(forKey: id)?.close()
         case .report(let event):
@@ -510,8 +519,8 @@ final class SIPListenerCore {
             switch result {
             case .success(let relay):
                 engine.relays[id] = relay
-                relay.setPeer(outside: true, request.outsidePeer, rtcpPort: request.outsideRTCPPort)
-                relay.setPeer(outside: false, request.insidePeer, rtcpPort: request.insideRTCPPort)
+                _ = relay.setPeers(outside: request.outsidePeer, outsideRTCP: request.outsideRTCPPort,
+                                   inside: request.insidePeer, insideRTCP: request.insideRTCPPort)
                 core.logger.info("media relay open", metadata: [
                     "relay": "\(id)", "call-id": "\(request.callID)",
                     "outside": "\(Endpoint(address: spec.outsideAddress, port: relay.outsidePort))",

@@ -22,6 +22,8 @@ final class SIPUpstreamEngine {
     var upstreamConnections: [UInt64: EventLoopFuture<any Channel>] = [:]
     /// Open media relays by the engine's relay id.
     var relays: [UInt64: any MediaPinhole] = [:]
+    /// Media updates the kernel has not taken yet; the engine's actions wait while this is above zero.
+    var mediaUpdatesPending = 0
     /// Transparent mode over UDP: a socket bound (`IP_TRANSPARENT`) to the upstream's own address and port. Phones
     /// sent to that address; what goes back to them must come from it, or they would drop it as a stranger's.
     var impersonator: EventLoopFuture<any Channel>?
