@@ -249,13 +249,3 @@ public struct InterceptRules: Hashable, Sendable {
         return "dnat ip to \(address)\(suffix)"
     }
 }
-
-extension IPAddress {
-    /// 0.0.0.0 or `::`.
-    fileprivate var isWildcard: Bool {
-        switch self {
-        case .v4(let value): return value == 0
-        case .v6(let high, let low): return high == 0 && low == 0
-        }
-    }
-}

@@ -31,8 +31,18 @@ public final class SIPListener: Sendable {
     }
 
     /// Binds UDP and TCP (as configured) and returns the bound address.
+    ///
+    /// - Throws: ``GatewayError`` when, in reverse mode, `inside-address` is an address of this host that the
+    ///   listener does not bind: the upstream would send its requests for the phones there and find nothing.
     public func start() async throws -> Endpoint {
         let configuration = self.configuration
+        if configuration.upstream != nil, let inside = configuration.insideAddress,
+           !configuration.listen.address.isWildcard, inside.unmapped != configuration.listen.address.unmapped,
+           TransparentSocket.isLocal(inside) {
+            throw GatewayError("[[sip]] listen = \"\(configuration.listen)\": inside-address = \"\(inside)\" is what the "
+                + "upstream is told to send requests for the phones to, but the listener does not bind it: listen on "
+                + "a wildcard address (0.0.0.0 or [::]) or on \(inside)")
+        }
         let logger = self.logger
         let backend = self.backend
         let core = self.core
@@ -623,11 +633,16 @@ extension Endpoint {
 }
 
 extension IPAddress {
+    /// 0.0.0.0 or `::`.
+    var isWildcard: Bool {
+        switch self {
+        case .v4(0), .v6(high: 0, low: 0): return true
+        default: return false
+        }
+    }
+
     /// This address unless it is a wildcard, which a relay socket cannot announce; then `fallback`.
     func bindable(fallback: IPAddress) -> IPAddress {
-        switch self {
-        case .v4(0), .v6(high: 0, low: 0): return fallback
-        default: return self
-        }
+        isWildcard ? fallback : self
     }
 }

@@ -65,6 +65,28 @@ import Testing
         #expect(result.stderr.contains("CAP_NET_ADMIN"), "\(result.stderr)")
     }
 
+    /// Reverse-mode SIP on a specific address with inside-address another address of this host: the upstream
+    /// would send the phones' requests where nothing listens. Refused at start, naming both.
+    @Test func aSIPInsideAddressTheListenerDoesNotBindIsRefused() throws {
+        let port = try ProcessRunner.freePort()
+        // Pinhole ports below the ephemeral range, where the free port comes from.
+        let path = try write("""
+            [pinholes]
+            ports = "20000-20099"
+
+            [[sip]]
+            listen = "127.0.0.1:\(port)"
+            upstream = "127.0.0.1:5099"
+            inside-address = "::1"
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try ProcessRunner.algate(["run", "--config", path])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("inside-address = \"::1\"") && result.stderr.contains("127.0.0.1:\(port)"),
+                "\(result.stderr)")
+    }
+
     @Test func aMissingFileAndUnknownFlagsAreUsageErrors() throws {
         #expect(try ProcessRunner.algate(["check-config", "/nonexistent/algate.toml"]).status == 2)
         #expect(try ProcessRunner.algate(["run", "--no-such-flag"]).status == 2)

@@ -55,8 +55,17 @@ enum ProcessRunner {
         try run(algate, arguments, input: input)
     }
 
-    /// A free TCP port on `host`, found by binding port 0 and closing.
+    /// A free TCP port on `host`, found by binding port 0 and closing; never one of the default pinhole ports
+    /// (40000-44999), which a config that keeps the default pool refuses as a listen port.
     static func freePort(on host: String = "127.0.0.1") throws -> UInt16 {
+        for _ in 0..<64 {
+            let port = try anyFreePort(on: host)
+            if !(40000...44999).contains(port) { return port }
+        }
+        throw POSIXError(.EADDRINUSE)
+    }
+
+    private static func anyFreePort(on host: String) throws -> UInt16 {
         let ipv6 = host.contains(":")
         let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EMFILE) }
