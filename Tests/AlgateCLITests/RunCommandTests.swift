@@ -11,7 +11,7 @@ import Testing
 
         init(_ executable: URL, _ arguments: [String], log: URL) throws {
             self.log = log
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)
             process.executableURL = executable
             process.arguments = arguments
