@@ -106,12 +106,8 @@ struct LiveFTPSession {
             }
             if sent != received { liveRewritten.insert(index) }
         }
-        for index in offlineRewritten.subtracting(liveRewritten).sorted() where index < script.count {
-            differences.append("offline rewrites message \(index) (\(script[index].text)), live it went unchanged")
-        }
-        for index in liveRewritten.subtracting(offlineRewritten).sorted() {
-            differences.append("live rewrote message \(index) (\(script[index].text)), offline does not")
-        }
+        differences += LiveReplay.rewriteDifferences(offline: offlineRewritten, live: liveRewritten,
+                                                     messages: script.map(\.text))
         let pinholes = logs.count("pinhole open")
         if pinholes != session.pinholes.count {
             differences.append("live opened \(pinholes) pinhole(s), offline predicts \(session.pinholes.count)")

@@ -60,6 +60,18 @@ enum LiveReplay {
         return outcomes
     }
 
+    /// The messages one run rewrote and the other did not, said the same way for FTP and SIP.
+    static func rewriteDifferences(offline: Set<Int>, live: Set<Int>, messages: [String]) -> [String] {
+        var differences: [String] = []
+        for index in offline.subtracting(live).sorted() where index < messages.count {
+            differences.append("offline rewrites message \(index) (\(messages[index])), live it went unchanged")
+        }
+        for index in live.subtracting(offline).sorted() where index < messages.count {
+            differences.append("live rewrote message \(index) (\(messages[index])), offline does not")
+        }
+        return differences
+    }
+
     static func text(_ outcomes: [Outcome]) -> String {
         var out: [String] = []
         for outcome in outcomes {

@@ -149,12 +149,8 @@ struct LiveSIPSession {
             if LiveSIPText.rewritten(baseline: sent, received: received) { liveRewritten.insert(index) }
         }
         let offlineRewritten = Set(session.rewrites.map(\.message))
-        for index in offlineRewritten.subtracting(liveRewritten).sorted() where index < script.count {
-            differences.append("offline rewrites message \(index) (\(script[index].text)), live it went unchanged")
-        }
-        for index in liveRewritten.subtracting(offlineRewritten).sorted() {
-            differences.append("live rewrote message \(index) (\(script[index].text)), offline does not")
-        }
+        differences += LiveReplay.rewriteDifferences(offline: offlineRewritten, live: liveRewritten,
+                                                     messages: script.map(\.text))
         let relays = logs.count("media relay open")
         if relays != session.pinholes.count {
             differences.append("live opened \(relays) media relay(s), offline predicts \(session.pinholes.count)")
