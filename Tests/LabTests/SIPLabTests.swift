@@ -168,14 +168,16 @@ struct SIPLabTests {
 
     // MARK: algate
 
-    /// algate in reverse mode on the gateway, the phone's outbound proxy on 10.77.0.1:5060, Kamailio upstream:
+    /// algate in reverse mode on the gateway, the phone's outbound proxy on 10.77.0.1:5060, Kamailio upstream
+    /// (the listener takes the wildcard address: Kamailio sends to the contact on inside-address, 203.0.113.1):
     /// registration, the inbound call and the outbound call over UDP, RTP both ways through its pinholes.
     @Test(arguments: PinholeBackend.allCases)
     func algateCarriesBothCallsOverUDP(backend: PinholeBackend) throws {
         try withLab { peers in
             let algate = try LabAlgate.start(peers, backend: backend, sip: """
-                listen = "\(Self.algate)"
+                listen = "0.0.0.0:5060"
                 upstream = "\(SIPLab.registrarEndpoint)"
+                public-address = "\(SIPLab.gatewayInside)"
                 inside-address = "\(SIPLab.gatewayOutside)"
                 transports = ["udp"]
                 """)
@@ -289,8 +291,9 @@ struct SIPLabTests {
             if gateway.hasPrefix("algate") {
                 via = Self.algate
                 algate = try LabAlgate.start(peers, backend: gateway.hasSuffix("nftables") ? .nftables : .userspace, sip: """
-                    listen = "\(Self.algate)"
+                    listen = "0.0.0.0:5060"
                     upstream = "\(SIPLab.registrarEndpoint)"
+                    public-address = "\(SIPLab.gatewayInside)"
                     inside-address = "\(SIPLab.gatewayOutside)"
                     transports = ["udp"]
                     """)
