@@ -173,7 +173,8 @@ struct FixtureReplayTests {
 
     static func algate(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
-        process.executableURL = try #require(AlgateBinary.url)
+        let binary: URL = try #require(AlgateBinary.url)
+        process.executableURL = binary
         process.arguments = arguments
         let stdout = Pipe(), stderr = Pipe()
         process.standardOutput = stdout
@@ -191,7 +192,8 @@ struct FixtureReplayTests {
           arguments: ["ftp-pasv-ipv4", "sip-tcp-rtp"])
     func commandLine(_ name: String) throws {
         let process = Process()
-        process.executableURL = try #require(AlgateBinary.url)
+        let binary: URL = try #require(AlgateBinary.url)
+        process.executableURL = binary
         process.arguments = ["replay", ReplayFixtures.capture(name), "--json"]
         let stdout = Pipe()
         process.standardOutput = stdout

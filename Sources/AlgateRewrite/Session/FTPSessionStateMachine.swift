@@ -136,7 +136,7 @@ public struct FTPSessionStateMachine: Sendable {
                 rewritten.writeStaticString("EPRT ")
                 FTPAddressWriter.appendExtended(inside, delimiter: delimiter, to: &rewritten)
             }
-            awaiting.line.withUnsafeReadableBytes { line in
+            _ = awaiting.line.withUnsafeReadableBytes { line in
                 rewritten.writeBytes(UnsafeRawBufferPointer(rebasing: line[terminator]))
             }
             expectations.append(.activeReply(pinhole: id))
@@ -147,7 +147,7 @@ public struct FTPSessionStateMachine: Sendable {
             // The line as it was, with only the address span replaced, written into one new buffer.
             var rewritten = ByteBuffer()
             rewritten.reserveCapacity(awaiting.line.readableBytes + 16)
-            awaiting.line.withUnsafeReadableBytes { line in
+            _ = awaiting.line.withUnsafeReadableBytes { line in
                 rewritten.writeBytes(UnsafeRawBufferPointer(rebasing: line[..<range.lowerBound]))
             }
             switch code {
@@ -155,7 +155,7 @@ public struct FTPSessionStateMachine: Sendable {
             case 228: FTPAddressWriter.appendLong(Endpoint(address: context.publicAddress, port: port), to: &rewritten)
             default: ASCII.appendDecimal(Int(port), to: &rewritten)
             }
-            awaiting.line.withUnsafeReadableBytes { line in
+            _ = awaiting.line.withUnsafeReadableBytes { line in
                 rewritten.writeBytes(UnsafeRawBufferPointer(rebasing: line[range.upperBound...]))
             }
             outbox.append(.report(.rewritten(from: .server, original: awaiting.line, rewritten: rewritten)))

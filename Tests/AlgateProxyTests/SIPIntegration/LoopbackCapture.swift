@@ -5,6 +5,11 @@ import Glibc
 
 /// A dumpcap capture on `lo` of the UDP traffic on a test's own ports, counted afterwards with tshark: the
 /// independent witness that media really crossed (SIPp has no RTP receive counter on the caller's side).
+///
+/// Ready means "a datagram sent now is in the file": dumpcap prints "Capturing on" before its filter is attached,
+/// and libpcap discards what arrived before the filter, so a capture taken as ready on that line missed the first
+/// RTP packets of a run. The capture therefore also listens on a marker port of its own and is ready once a marker
+/// datagram has been written (classic pcap format: anything past the 24-byte file header is a packet).
 final class LoopbackCapture: Sendable {
     let file: URL
     private let process: SIPITProcess
@@ -14,24 +19,58 @@ final class LoopbackCapture: Sendable {
     /// Starts capturing UDP on any of `ports` (v4 and v6), and waits until dumpcap says it is capturing.
     init(ports: [ClosedRange<UInt16>], in directory: URL, peers: SIPITPeers,
          watchdog: Duration = .seconds(240)) async throws {
-        let filter = "udp and (" + ports.map { "portrange \($0.lowerBound)-\($0.upperBound)" }
+        let marker = try SIPITPorts.one()
+        let filter = "udp and (" + (ports + [marker...marker]).map { "portrange \($0.lowerBound)-\($0.upperBound)" }
             .joined(separator: " or ") + ")"
-        let file = directory.appendingPathComponent("capture.pcapng")
+        let file = directory.appendingPathComponent("capture.pcap")
         let process = try peers.start(
             name: "dumpcap", executable: SIPITTools.dumpcap,
-            arguments: ["-q", "-i", "lo", "-B", "64", "-f", filter, "-w", file.path,
+            arguments: ["-q", "-i", "lo", "-B", "64", "-P", "-f", filter, "-w", file.path,
                         "-a", "duration:\(watchdog.components.seconds)"],
             directory: directory)
         self.file = file
         self.process = process
         self.directory = directory
         self.peers = peers
+        let sender = try MarkerSender(port: marker)
+        defer { sender.close() }
         let ready = await sipitWait(within: .seconds(15)) {
-            !process.isRunning || sipitRead(process.output).contains("Capturing on")
+            guard process.isRunning else { return true }
+            sender.send()
+            let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
+            return size > 24
         }
         guard ready, process.isRunning else {
-            throw SIPITError("dumpcap did not start: \(process.outputTail())")
+            throw SIPITError("dumpcap did not capture its marker datagram: \(process.outputTail())")
         }
+    }
+
+    /// Marker datagrams to 127.0.0.1:`port` (nothing listens; the capture only has to see them). Their port is
+    /// in none of the ranges a test counts.
+    private struct MarkerSender {
+        let fd: Int32
+        let port: UInt16
+
+        init(port: UInt16) throws {
+            fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            guard fd >= 0 else { throw SIPITError("marker socket: errno \(errno)") }
+            self.port = port
+        }
+
+        func send() {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            let byte: [UInt8] = [0x4d]
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, byte, 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+
+        func close() { _ = Glibc.close(fd) }
     }
 
     /// Stops the capture (SIGINT: dumpcap flushes and closes the file).
