@@ -115,6 +115,7 @@ public final class MediaRelay: Sendable {
                 return eventLoop.makeFailedFuture(error)
             }
             let bind = DatagramBootstrap(group: eventLoop)
+                .receivingWholeDatagrams(upTo: WholeDatagrams.mediaLimit)
                 .channelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(MediaSocketHandler(relay: self, socket: socket))

@@ -65,6 +65,7 @@ final class SIPListenerCore {
         if configuration.transports.contains(.udp) {
             var bootstrap = DatagramBootstrap(group: loop)
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .receivingWholeDatagrams(upTo: configuration.limits.maxMessageBytes)
             if isTransparent {
                 // TPROXY hands this socket datagrams addressed elsewhere; each one's destination (IP_PKTINFO) is
                 // where its phone sent it.
@@ -287,8 +288,7 @@ final class SIPListenerCore {
     /// A message on a stream whose length cannot be known: answered 400 when it is a request; the stream goes on.
     func refusedFraming(_ header: ByteBuffer, _ error: SIPParseError, on flow: SIPFlow, side: SIPSide, upstream: Endpoint) {
         logger.warning("sip message refused", metadata: ["from": "\(flow)", "reason": "\(error.explanation)"])
-        if let response = SIPResponseBuilder.badRequest(header, explanation: error.explanation),
-           let engine = engines[upstream] {
+        if case let (_, response?) = SIPResponseBuilder.refusal(header, error: error), let engine = engines[upstream] {
             send(response, to: flow, engine: engine)
         }
     }

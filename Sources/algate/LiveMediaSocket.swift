@@ -20,6 +20,7 @@ final class LiveMediaSocket: Sendable {
     static func bind(host: String, group: any EventLoopGroup) async throws -> LiveMediaSocket {
         let (packets, continuation) = AsyncStream.makeStream(of: [UInt8].self)
         let channel = try await DatagramBootstrap(group: group)
+            .receivingWholeDatagrams(upTo: WholeDatagrams.mediaLimit)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(Collector(continuation: continuation))

@@ -105,7 +105,7 @@ final class LiveSIPPeer: Sendable {
 
     private static func udpBootstrap(group: any EventLoopGroup,
                                      continuation: AsyncStream<Arrival>.Continuation) -> DatagramBootstrap {
-        DatagramBootstrap(group: group).channelInitializer { channel in
+        DatagramBootstrap(group: group).receivingWholeDatagrams(upTo: WholeDatagrams.mediaLimit).channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(DatagramCollector(continuation: continuation))
             }

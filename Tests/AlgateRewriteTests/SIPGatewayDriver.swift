@@ -21,8 +21,8 @@ struct SIPGatewayDriver {
     static let phone = SIPFlow(transport: .udp, remote: Endpoint("198.51.100.20:31000")!)
     static let pbx = SIPFlow(transport: .udp, remote: Endpoint("10.0.0.6:5060")!)
 
-    init(context: SIPGatewayContext = Self.context) {
-        machine = SIPGatewayStateMachine(context: context)
+    init(context: SIPGatewayContext = Self.context, limits: SIPLimits = .init()) {
+        machine = SIPGatewayStateMachine(context: context, limits: limits)
     }
 
     mutating func fromPhone(_ text: String, flow: SIPFlow = Self.phone) { feed(text, flow, .outside) }

@@ -587,16 +587,15 @@ public struct SIPGatewayStateMachine: Sendable {
     /// Answers a request the gateway itself refuses (400, 404, 483, 503), built from the request's own headers.
     private mutating func answer(_ message: SIPMessage, to flow: SIPFlow, code: Int, reason: String, why: String) {
         outbox.append(.report(.refused(reason: why, from: flow, answered: code)))
-        guard message.method != "ACK" else { return }
-        if let response = SIPResponseBuilder.response(to: message.bytes, code: code, reason: reason) {
+        if let response = SIPResponseBuilder.response(to: message, code: code, reason: reason) {
             outbox.append(.send(response, to: flow))
         }
     }
 
-    private mutating func refuseUnparsable(_ inbound: Inbound, _ error: any Error) {
-        let explanation = (error as? SIPParseError)?.explanation ?? "\(error)"
-        if let response = SIPResponseBuilder.badRequest(inbound.bytes, explanation: explanation) {
-            outbox.append(.report(.refused(reason: explanation, from: inbound.flow, answered: 400)))
+    private mutating func refuseUnparsable(_ inbound: Inbound, _ error: SIPParseError) {
+        let explanation = error.explanation
+        if case let (code, response?) = SIPResponseBuilder.refusal(inbound.bytes, error: error) {
+            outbox.append(.report(.refused(reason: explanation, from: inbound.flow, answered: code)))
             outbox.append(.send(response, to: inbound.flow))
         } else {
             outbox.append(.report(.refused(reason: explanation, from: inbound.flow, answered: nil)))

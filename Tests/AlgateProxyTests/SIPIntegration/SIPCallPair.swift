@@ -63,7 +63,8 @@ struct SIPCallPair {
                     let uas = try await SIPpRun.server(
                         SIPpConfig(name: "uas", scenario: scenario, localIP: upstreamIP, localPort: ports.uas, tcp: tcp,
                                    mediaIP: upstreamIP, mediaPort: ports.uasMedia.lowerBound,
-                                   controlPort: ports.uasControl, rtpEcho: true, watchdog: .seconds(180)),
+                                   controlPort: ports.uasControl, rtpEcho: true,
+                                   keys: ["media_base": "\(ports.uasMedia.lowerBound)"], watchdog: .seconds(180)),
                         in: dir, peers: peers)
                     let pair = SIPCallPair(ports: ports, directory: dir, peers: peers, gateway: gateway,
                                            capture: capture, uas: uas, outsideIP: outsideIP, upstreamIP: upstreamIP,
@@ -81,7 +82,8 @@ struct SIPCallPair {
         SIPpConfig(name: name, scenario: scenario, remote: gateway.address, localIP: outsideIP,
                    localPort: localPort ?? ports.uac, tcp: tcp, mediaIP: outsideIP,
                    mediaPort: mediaPort ?? ports.uacMedia.lowerBound, controlPort: controlPort ?? ports.uacControl,
-                   calls: calls, rate: rate, limit: limit, watchdog: .seconds(120))
+                   calls: calls, rate: rate, limit: limit,
+                   keys: ["media_base": "\(mediaPort ?? ports.uacMedia.lowerBound)"], watchdog: .seconds(120))
     }
 
     /// Checks what the caller saw in every 200 OK to its INVITEs: the gateway's public media address and a port of

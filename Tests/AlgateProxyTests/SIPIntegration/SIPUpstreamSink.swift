@@ -1,3 +1,4 @@
+import AlgatePinholes
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -41,6 +42,7 @@ final class SIPUpstreamSink: Sendable {
         let state = NIOLockedValueBox(State())
         let socketAddress = try SocketAddress(ipAddress: address, port: Int(port))
         let udp = try await DatagramBootstrap(group: group)
+            .receivingWholeDatagrams(upTo: WholeDatagrams.mediaLimit)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(SinkDatagramHandler(state: state))

@@ -11,6 +11,8 @@ struct SIPpConfig: Sendable {
         case builtin(String)
         /// A scenario file under Fixtures/sip (`-sf`).
         case fixture(String)
+        /// A scenario file the test wrote (`-sf`).
+        case file(URL)
     }
 
     /// Prefix of this run's files in the test directory (`NAME_stat.csv`, `NAME_msgs.log`, ...).
@@ -43,6 +45,7 @@ struct SIPpConfig: Sendable {
         switch scenario {
         case .builtin(let name): args += ["-sn", name]
         case .fixture(let file): args += ["-sf", SIPITFixtures.path(file)]
+        case .file(let url): args += ["-sf", url.path]
         }
         args += ["-i", localIP, "-p", "\(localPort)", "-t", tcp ? "t1" : "u1",
                  "-mi", mediaIP, "-mp", "\(mediaPort)",
