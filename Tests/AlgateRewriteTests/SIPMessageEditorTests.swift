@@ -98,7 +98,9 @@ import Testing
         var lfEditor = SIPMessageEditor(lfOnly)
         lfEditor.setBody(ByteBuffer(string: "hey"))
         let lfResult = lfEditor.build()
-        #expect(lfResult.text.hasSuffix("Content-Length: 3\n\nhey"))
+        // The header section goes out with CRLF line ends; the body stays as it is.
+        #expect(lfResult.text.hasSuffix("Content-Length: 3\r\n\r\nhey"))
+        #expect(!lfResult.text.dropLast(3).replacingOccurrences(of: "\r\n", with: "").contains("\n"))
         #expect(try SIPMessage.parse(lfResult).contentLength == 3)
     }
 

@@ -76,6 +76,18 @@ func referenceSplice(_ original: [UInt8], _ edits: [(range: Range<Int>, bytes: [
     return result
 }
 
+/// What the editor sends for a spliced message: every bare LF of the header section (all but the last
+/// `bodyCount` bytes) as CRLF, the body as it is. Written independently of SIPMessageEditor.
+func crlfHeaders(_ message: [UInt8], bodyCount: Int) -> [UInt8] {
+    let headerCount = message.count - bodyCount
+    var out: [UInt8] = []
+    for (index, byte) in message.enumerated() {
+        if index < headerCount, byte == 0x0A, index == 0 || message[index - 1] != 0x0D { out.append(0x0D) }
+        out.append(byte)
+    }
+    return out
+}
+
 /// A small deterministic generator, so property tests fail the same way every time.
 struct SIPTestRandom: RandomNumberGenerator {
     var state: UInt64

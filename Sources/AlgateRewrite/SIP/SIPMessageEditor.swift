@@ -12,6 +12,11 @@ public import NIOCore
 /// Content-Length follows the body: whenever the body's length changes, by ``setBody(_:)`` or by edits inside
 /// ``SIPMessage/body``, ``build()`` writes the new length into the existing field's value (so `l: 150` stays an
 /// `l:` field), or adds `Content-Length: N` before the empty line when the message had none.
+///
+/// Line ends: the header section goes out with CRLF everywhere (RFC 3261 7: CRLF ends every line). A message that
+/// arrived with bare LFs (tolerated on input, as most stacks do) has each LF of its start line, header lines, folds
+/// and empty line written as CRLF, and so has an edit's bytes; the body is left as it is, so Content-Length does
+/// not change.
 public struct SIPMessageEditor: Sendable {
     private struct Edit {
         var range: Range<Int>
@@ -28,12 +33,20 @@ public struct SIPMessageEditor: Sendable {
     /// body replaced by ``setBody(_:)``), in call order.
     public private(set) var conflicts: [Range<Int>] = []
 
+    /// The header section has an LF without its CR.
+    private let hasBareLineFeeds: Bool
+
     public init(_ message: SIPMessage) {
         self.message = message
+        self.hasBareLineFeeds = message.bytes.withUnsafeReadableBytes { raw in
+            (0..<min(message.body.lowerBound, raw.count)).contains { raw[$0] == ASCII.lf && ($0 == 0 || raw[$0 - 1] != ASCII.cr) }
+        }
     }
 
     /// Whether anything would change.
-    public var hasChanges: Bool { !edits.isEmpty || newBody != nil || needsAddedContentLength }
+    public var hasChanges: Bool {
+        !edits.isEmpty || newBody != nil || needsAddedContentLength || hasBareLineFeeds
+    }
 
     /// Replaces the bytes of `range` with `bytes`.
     @discardableResult
@@ -93,7 +106,7 @@ public struct SIPMessageEditor: Sendable {
                 all.append(Edit(range: field.valueRange, bytes: lengthBytes, sequence: Int.max))
             }
         } else if bodyLength != body.count || newBody != nil || forceContentLength {
-            let line = Array("Content-Length: ".utf8) + lengthBytes + message.lineEnding
+            let line = Array("Content-Length: ".utf8) + lengthBytes + [ASCII.cr, ASCII.lf]
             all.append(Edit(range: message.headerEnd..<message.headerEnd, bytes: line, sequence: Int.max))
         }
         all.sort { left, right in
@@ -106,17 +119,20 @@ public struct SIPMessageEditor: Sendable {
         var out = ByteBuffer()
         out.reserveCapacity(original.readableBytes + all.reduce(0) { $0 + $1.bytes.count }
                             + (newBody?.readableBytes ?? 0))
+        // Every LF of the header section leaves as CRLF, whether it came so or an edit brought it.
+        let repair = true
         original.withUnsafeReadableBytes { raw in
             let headEnd = newBody == nil ? raw.count : body.lowerBound
+            var writer = LineEndWriter(repairing: repair, bodyStart: body.lowerBound)
             var cursor = 0
             for edit in all {
                 // Accepted edits never overlap (add() sees to it); this guard only keeps a bug from trapping.
                 guard edit.range.lowerBound >= cursor, edit.range.upperBound <= headEnd else { continue }
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[cursor..<edit.range.lowerBound]))
-                out.writeBytes(edit.bytes)
+                writer.write(UnsafeRawBufferPointer(rebasing: raw[cursor..<edit.range.lowerBound]), at: cursor, to: &out)
+                edit.bytes.withUnsafeBytes { writer.write($0, at: edit.range.lowerBound, isEdit: true, to: &out) }
                 cursor = edit.range.upperBound
             }
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[cursor..<headEnd]))
+            writer.write(UnsafeRawBufferPointer(rebasing: raw[cursor..<headEnd]), at: cursor, to: &out)
         }
         if var replacement = newBody {
             out.writeBuffer(&replacement)
@@ -190,5 +206,42 @@ public struct SIPMessageEditor: Sendable {
         var out: [UInt8] = []
         ASCII.appendDecimal(value, to: &out)
         return out
+    }
+}
+
+/// Writes the pieces of an edited message, turning each bare LF of the header section into CRLF when asked to.
+private struct LineEndWriter {
+    let repairing: Bool
+    /// Original offsets from here on are body.
+    let bodyStart: Int
+    private var last: UInt8 = 0
+
+    init(repairing: Bool, bodyStart: Int) {
+        self.repairing = repairing
+        self.bodyStart = bodyStart
+    }
+
+    /// `bytes` stand at original offset `offset`: original bytes from there on, or an edit's replacement of a
+    /// range that starts there (wholly header when it starts before the body).
+    mutating func write(_ bytes: UnsafeRawBufferPointer, at offset: Int, isEdit: Bool = false, to out: inout ByteBuffer) {
+        guard !bytes.isEmpty else { return }
+        defer { last = bytes[bytes.count - 1] }
+        guard repairing, offset < bodyStart else {
+            out.writeBytes(bytes)
+            return
+        }
+        let headerCount = isEdit || offset + bytes.count <= bodyStart ? bytes.count : bodyStart - offset
+        var previous = last
+        var start = 0
+        for index in 0..<headerCount {
+            let byte = bytes[index]
+            if byte == ASCII.lf, previous != ASCII.cr {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+                out.writeBytes([ASCII.cr, ASCII.lf])
+                start = index + 1
+            }
+            previous = byte
+        }
+        out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start...]))
     }
 }

@@ -63,6 +63,8 @@ public struct SIPGatewayStateMachine: Sendable {
         var failure: String?
     }
 
+    /// INVITEs the gateway answered itself (Call-ID and branch), for their CANCEL and ACK; the oldest go first.
+    private var refusedInvites = BoundedKeySet(capacity: 1024)
     private var inbox = CircularBuffer<Inbound>(initialCapacity: 16)
     private var outbox = CircularBuffer<SIPGatewayAction>(initialCapacity: 16)
     private var pending: Pending?
@@ -176,6 +178,11 @@ public struct SIPGatewayStateMachine: Sendable {
             refuseUnparsable(inbound, error)
             return
         }
+        if message.isRequest, let problem = Self.routingProblem(message) {
+            answer(message, to: inbound.flow, code: 400, reason: SIPResponseBuilder.badRequestReason(problem), why: problem)
+            return
+        }
+        if message.isRequest, absorbAfterRefusal(message, flow: inbound.flow) { return }
         if message.isRequest, let admission, case let verdict = admission(message, inbound.flow, inbound.side),
            verdict != .admit {
             switch verdict {
@@ -584,12 +591,57 @@ public struct SIPGatewayStateMachine: Sendable {
         SIPFlow(transport: flow.transport, remote: context.upstream, connection: flow.transport == .tcp ? flow.connection : nil)
     }
 
-    /// Answers a request the gateway itself refuses (400, 404, 483, 503), built from the request's own headers.
+    /// Answers a request the gateway itself refuses (400, 404, 483, 488, 503), built from the request's own
+    /// headers. A refused INVITE is remembered, so that its CANCEL and its ACK end here too: the other side never
+    /// saw the INVITE.
     private mutating func answer(_ message: SIPMessage, to flow: SIPFlow, code: Int, reason: String, why: String) {
         outbox.append(.report(.refused(reason: why, from: flow, answered: code)))
+        if message.method == "INVITE" { refusedInvites.insert(Self.transactionKey(message)) }
         if let response = SIPResponseBuilder.response(to: message, code: code, reason: reason) {
             outbox.append(.send(response, to: flow))
         }
+    }
+
+    /// What makes a request that parsed unfit to route: the fields routing and registration read must be what
+    /// they say (RFC 3261 8.1.1.3: From carries a tag; 20.19: Expires is delta-seconds). CSeq, Max-Forwards and
+    /// Content-Length are checked by the parser.
+    static func routingProblem(_ message: SIPMessage) -> String? {
+        if message.from.tag?.isEmpty ?? true { return "From has no tag" }
+        for field in message.fields(.expires) where !isDeltaSeconds(message.text(field.valueRange)) {
+            return "malformed Expires"
+        }
+        for contact in message.contacts {
+            if let value = contact.parameter(named: "expires").map({ $0.value ?? "" }), !isDeltaSeconds(value) {
+                return "malformed Contact expires"
+            }
+        }
+        return nil
+    }
+
+    /// 1 to 10 digits (RFC 3261 25.1 delta-seconds, with a bound so that it fits).
+    static func isDeltaSeconds(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 10 && text.utf8.allSatisfy { ASCII.isDigit($0) }
+    }
+
+    /// A CANCEL or ACK of an INVITE the gateway answered itself ends here: the CANCEL gets its 200 (RFC 3261 9.2:
+    /// it matched a transaction, which is already answered), the ACK of the refusal is absorbed.
+    private mutating func absorbAfterRefusal(_ message: SIPMessage, flow: SIPFlow) -> Bool {
+        guard message.method == "CANCEL" || message.method == "ACK",
+              refusedInvites.contains(Self.transactionKey(message)) else { return false }
+        if message.method == "CANCEL", let ok = SIPResponseBuilder.response(to: message, code: 200, reason: "OK") {
+            outbox.append(.report(.refused(reason: "CANCEL of an INVITE algate refused; answered here", from: flow,
+                                           answered: 200)))
+            outbox.append(.send(ok, to: flow))
+        } else {
+            outbox.append(.report(.refused(reason: "ACK of an INVITE algate refused; absorbed", from: flow,
+                                           answered: nil)))
+        }
+        return true
+    }
+
+    /// Call-ID and top Via branch: what an INVITE shares with its CANCEL and its non-2xx ACK (RFC 3261 9.1, 17.1.1.3).
+    static func transactionKey(_ message: SIPMessage) -> String {
+        message.callID + "|" + (message.topVia.branch ?? "")
     }
 
     private mutating func refuseUnparsable(_ inbound: Inbound, _ error: SIPParseError) {
