@@ -20,7 +20,7 @@ struct ConfigurationDecoder {
     ]
     static let sipKeys = [
         "listen", "upstream", "mode", "transports", "public-address", "inside-address", "media-timeout",
-        "keepalive-interval", "max-message-size", "max-connections", "intercept-interface", "intercept-ports",
+        "keepalive-interval", "max-message-size", "max-connections", "intercept-interface", "intercept-ports", "ice",
     ]
     static let logKeys = ["level"]
     static let maxLineLengthRange = 512...1_048_576
@@ -176,6 +176,12 @@ struct ConfigurationDecoder {
         }
         if let size = try reader.integer("max-message-size", in: 1024...1_048_576) { settings.maxMessageSize = size }
         if let connections = try reader.integer("max-connections", atLeast: 1) { settings.maxConnections = connections }
+        if let ice = try reader.string("ice") {
+            guard let mode = SDPRewrite.ICEMode(rawValue: ice) else {
+                throw reader.error("ice", "expected \"replace\", \"strip\" or \"pass\"")
+            }
+            settings.ice = mode
+        }
         if let (interfaces, ports) = try decodeIntercept(reader, mode: mode, protocolName: "SIP") {
             settings.interceptInterfaces = interfaces
             if let ports { settings.interceptPorts = ports }

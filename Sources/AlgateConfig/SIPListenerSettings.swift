@@ -24,6 +24,9 @@ public struct SIPListenerSettings: Hashable, Sendable {
     public var keepAliveInterval: Duration = .seconds(25)
     /// Key `max-message-size`: the largest SIP message accepted, in bytes (1024...1_048_576).
     public var maxMessageSize: Int = 65_535
+    /// Key `ice`: what happens to the ICE candidates (a=candidate) of relayed streams: `replace` (host candidates on
+    /// the relay), `strip` (every ICE line removed) or `pass` (left as they came, addresses and all).
+    public var ice: SDPRewrite.ICEMode = .replace
     /// Key `max-connections`: TCP connections from outside at once.
     public var maxConnections: Int = 1000
     /// Key `intercept-interface` (transparent mode, required there): the inside interface(s) whose SIP traffic

@@ -67,6 +67,7 @@ public final class Gateway: Service, Sendable {
             proxy.keepAliveInterval = listener.keepAliveInterval
             proxy.maxConnections = listener.maxConnections
             proxy.limits.maxMessageBytes = listener.maxMessageSize
+            proxy.ice = listener.ice
             sip.append(proxy)
         }
         self.configuration = configuration

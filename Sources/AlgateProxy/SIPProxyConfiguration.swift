@@ -22,6 +22,8 @@ public struct SIPProxyConfiguration: Hashable, Sendable {
     /// Transparent mode: upstreams (original destinations) served at once; a phone's message to one more is dropped.
     public var maxUpstreams: Int = 256
     public var limits = SIPLimits()
+    /// What happens to the ICE candidates of relayed streams.
+    public var ice: SDPRewrite.ICEMode = .replace
     /// A media relay with no packet for this long closes.
     public var mediaTimeout: Duration = .seconds(60)
     /// How often a registered phone's NAT mapping is refreshed (a CRLF keep-alive, RFC 5626 4.4.1).

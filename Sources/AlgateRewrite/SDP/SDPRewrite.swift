@@ -17,8 +17,28 @@ public import NIOCore
 /// - When the address family changes, `IP4`/`IP6` changes with it.
 /// - a=rtcp gets the target's RTCP port (and the target address if it names one). Without an a=rtcp line, one is
 ///   added when the RTCP port is not the RTP port + 1 (RFC 3605's reason to exist) and a=rtcp-mux is absent. A nil
-///   RTCP port leaves a=rtcp alone.
+///   RTCP port leaves a=rtcp alone. With a=rtcp-mux (RFC 5761) RTCP shares the RTP port: an a=rtcp line names the
+///   target's RTP port, and no separate RTCP port is announced.
+/// - Disabled streams (port 0) keep their port, but a c= or a=rtcp address of theirs gets the session address too:
+///   a stream nobody will send to must still not name where the sender is.
+/// - ICE (RFC 8839), by ``ice``: `replace` swaps the a=candidate lines of a relayed stream for host candidates on
+///   the target (component 1 on the RTP port, component 2 on the RTCP port unless rtcp-mux), drops its
+///   a=remote-candidates (the relay makes each stream one candidate pair, so there is nothing to select), and drops
+///   the candidates of streams without a target; `strip` removes every candidate, remote-candidates and ICE
+///   attribute line (ufrag, pwd, options, lite, ...), so the peers fall back to c= and m=; `pass` leaves them.
+///   a=fingerprint, a=setup, a=crypto, and in `replace` mode a=ice-ufrag/a=ice-pwd, are never touched: the relay
+///   is transparent to STUN checks, DTLS-SRTP and SRTP.
 public struct SDPRewrite: Hashable, Sendable {
+    /// What happens to ICE candidates (RFC 8839) in the streams the rewrite points elsewhere.
+    public enum ICEMode: String, Hashable, Sendable, CaseIterable {
+        /// Candidates for the target replace the sender's (the default: what media anchors do).
+        case replace
+        /// Every candidate and ICE attribute goes: the peers use c= and m=.
+        case strip
+        /// Candidates are left as they are (they keep the sender's addresses).
+        case pass
+    }
+
     /// Where one media stream must go now.
     public struct Target: Hashable, Sendable {
         public var address: IPAddress
@@ -42,10 +62,12 @@ public struct SDPRewrite: Hashable, Sendable {
     public var media: [Target?]
     /// The address for o= and the session-level c=; nil means the first target's address.
     public var sessionAddress: IPAddress?
+    public var ice: ICEMode
 
-    public init(media: [Target?], sessionAddress: IPAddress? = nil) {
+    public init(media: [Target?], sessionAddress: IPAddress? = nil, ice: ICEMode = .replace) {
         self.media = media
         self.sessionAddress = sessionAddress
+        self.ice = ice
     }
 
     /// The edits, sorted by offset and not overlapping; offsets are those of `body`, the bytes `sdp` was parsed from.
@@ -67,17 +89,38 @@ public struct SDPRewrite: Hashable, Sendable {
             sessionConnectionChanged = true
         }
 
+        for line in sdp.sessionICELines {
+            // Strip takes every ICE line; replace takes the candidates misplaced at session level, since no
+            // relay stands behind them.
+            let isCandidate = Self.startsWith(body, line, "a=candidate") || Self.startsWith(body, line, "a=remote-candidates")
+            if ice == .strip || (ice == .replace && isCandidate) { edits.append(Edit(range: line, bytes: [])) }
+        }
         for (index, item) in sdp.media.enumerated() {
             guard let target = targets[index] else {
-                if !item.isDisabled, item.connections.isEmpty, sessionConnectionChanged,
-                   let connection = sdp.connection {
+                if item.isDisabled, let newSessionAddress {
+                    // Nothing is sent to a disabled stream, but its lines must not say where the sender is.
+                    for connection in item.connections where connection.isInternet && !connection.isUnspecified {
+                        edits += Self.address(newSessionAddress, at: connection.addressRange,
+                                              type: connection.addressTypeRange, wasIPv6: connection.isIPv6)
+                    }
+                    if let rtcp = item.rtcp, let range = rtcp.addressRange, let type = rtcp.addressTypeRange,
+                       rtcp.isInternet, !rtcp.isUnspecified {
+                        edits += Self.address(newSessionAddress, at: range, type: type, wasIPv6: rtcp.isIPv6)
+                    }
+                } else if item.connections.isEmpty, sessionConnectionChanged, let connection = sdp.connection {
                     // Keep a media we leave alone where the old session c= sent it.
                     var line = Array(body[connection.lineRange])
                     if line.last != ASCII.lf { line += sdp.lineEnding }
                     edits.append(Self.insertion(line, at: item.connectionInsertionPoint, body: body, sdp: sdp))
                 }
+                if ice != .pass {
+                    // No relay, so nothing to offer in place of the sender's own candidates.
+                    for line in item.candidateLines + item.remoteCandidateLines { edits.append(Edit(range: line, bytes: [])) }
+                    if ice == .strip { for line in item.iceLines { edits.append(Edit(range: line, bytes: [])) } }
+                }
                 continue
             }
+            edits += iceEdits(item, target: target, sdp: sdp, body: body)
             edits.append(Edit(range: item.portRange, bytes: Self.decimal(Int(target.port))))
             if item.connections.isEmpty {
                 let covered = sessionConnectionChanged && newSessionAddress == target.address
@@ -95,7 +138,7 @@ public struct SDPRewrite: Hashable, Sendable {
                                           type: connection.addressTypeRange, wasIPv6: connection.isIPv6)
                 }
             }
-            guard let rtcpPort = target.rtcpPort else { continue }
+            guard let rtcpPort = item.rtcpMux ? target.port : target.rtcpPort else { continue }
             if let rtcp = item.rtcp {
                 edits.append(Edit(range: rtcp.portRange, bytes: Self.decimal(Int(rtcpPort))))
                 if let range = rtcp.addressRange, let type = rtcp.addressTypeRange, rtcp.isInternet,
@@ -155,6 +198,47 @@ public struct SDPRewrite: Hashable, Sendable {
     }
 
     // MARK: Pieces
+
+    /// The ICE edits of a stream with a target: its candidates replaced or removed, per ``ice``.
+    func iceEdits(_ item: SDPSessionDescription.Media, target: Target, sdp: SDPSessionDescription,
+                  body: UnsafeRawBufferPointer) -> [Edit] {
+        switch ice {
+        case .pass:
+            return []
+        case .strip:
+            return (item.candidateLines + item.remoteCandidateLines + item.iceLines).map { Edit(range: $0, bytes: []) }
+        case .replace:
+            guard let first = item.candidateLines.first else {
+                return item.remoteCandidateLines.map { Edit(range: $0, bytes: []) }
+            }
+            // Where the first candidate was, the relay's: one host candidate per component.
+            var lines: [UInt8] = []
+            let rtcpPort = item.rtcpMux ? nil : (target.rtcpPort ?? target.port &+ 1)
+            for (component, port) in [(1, target.port)] + (rtcpPort.map { [(2, $0)] } ?? []) {
+                lines += Self.hostCandidate(component: component, address: target.address, port: port)
+                lines += sdp.lineEnding
+            }
+            var edits = [Edit(range: first.lowerBound..<first.lowerBound, bytes: lines)]
+            for line in item.candidateLines + item.remoteCandidateLines { edits.append(Edit(range: line, bytes: [])) }
+            return edits
+        }
+    }
+
+    static func startsWith(_ body: UnsafeRawBufferPointer, _ line: Range<Int>, _ prefix: String) -> Bool {
+        let bytes = Array(prefix.utf8)
+        guard line.count >= bytes.count else { return false }
+        return zip(body[line.lowerBound..<(line.lowerBound + bytes.count)], bytes).allSatisfy { ASCII.lower($0) == $1 }
+    }
+
+    /// `a=candidate:1 <component> UDP <priority> <address> <port> typ host` (RFC 8839 5.1), with the host type's
+    /// priority (RFC 8445 5.1.2.1: type preference 126, local preference 65535).
+    static func hostCandidate(component: Int, address: IPAddress, port: UInt16) -> [UInt8] {
+        let priority = (1 << 24) * 126 + (1 << 8) * 65535 + (256 - component)
+        var line = Array("a=candidate:1 \(component) UDP \(priority) ".utf8)
+        address.unmapped.appendASCII(to: &line)
+        line += Array(" \(port) typ host".utf8)
+        return line
+    }
 
     /// Edits that write `address` over an address field, and its family over the addrtype when that changes.
     static func address(_ address: IPAddress, at range: Range<Int>, type: Range<Int>, wasIPv6: Bool) -> [Edit] {

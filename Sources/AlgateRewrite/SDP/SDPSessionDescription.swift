@@ -1,5 +1,7 @@
 /// An SDP body (RFC 8866, formerly RFC 4566) read for what a media gateway rewrites: the o= address, the session and
-/// media c= addresses, the m= ports, a=rtcp (RFC 3605), a=rtcp-mux (RFC 5761) and the direction attributes.
+/// media c= addresses, the m= ports, a=rtcp (RFC 3605), a=rtcp-mux (RFC 5761), the direction attributes, and where
+/// ICE (RFC 8839) puts addresses: the a=candidate and a=remote-candidates lines, and the ICE attribute lines
+/// (a=ice-ufrag, a=ice-pwd, a=ice-options, a=ice-lite, a=ice-mismatch, a=ice-pacing, a=end-of-candidates).
 ///
 /// Every other line is left unread and is never touched by ``SDPRewrite``. Lines may end in CRLF or a bare LF, the
 /// last line may have no line end at all (a datagram cut at its Content-Length), and empty lines are skipped. A line
@@ -82,6 +84,12 @@ public struct SDPSessionDescription: Hashable, Sendable {
         public var range: Range<Int>
         /// Where a media-level c= belongs: after the m= line and its i= lines.
         public var connectionInsertionPoint: Int
+        /// The a=candidate lines (RFC 8839 5.1), with their line ends.
+        public var candidateLines: [Range<Int>] = []
+        /// The a=remote-candidates lines (RFC 8839 5.2).
+        public var remoteCandidateLines: [Range<Int>] = []
+        /// The other ICE attribute lines of this media (ufrag, pwd, options, ...).
+        public var iceLines: [Range<Int>] = []
 
         /// Port 0: a stream that was refused or removed (RFC 3264 5.1, 6); never rewritten.
         public var isDisabled: Bool { port == 0 }
@@ -94,6 +102,9 @@ public struct SDPSessionDescription: Hashable, Sendable {
     /// The session-level direction (sendrecv when none is given).
     public var direction: Direction
     public var media: [Media]
+    /// Session-level ICE attribute lines (a=ice-ufrag, a=ice-pwd, a=ice-options, a=ice-lite, ...), and any
+    /// a=candidate or a=remote-candidates line written at session level (not valid there, but seen).
+    public var sessionICELines: [Range<Int>] = []
     /// The line end the description uses (that of its first line): CRLF or LF.
     public var lineEnding: [UInt8]
     /// The byte count of the parsed description.
@@ -124,6 +135,7 @@ public struct SDPSessionDescription: Hashable, Sendable {
         var connection: Connection? = nil
         var sessionDirection: Direction? = nil
         var media: [Media] = []
+        var sessionICELines: [Range<Int>] = []
         var mediaDirections: [Direction?] = []
         var lineEnding: [UInt8]? = nil
         var lastContentEnd = 0
@@ -162,6 +174,7 @@ public struct SDPSessionDescription: Hashable, Sendable {
             }
             return SDPSessionDescription(origin: origin, connection: connection,
                                          direction: sessionDirection ?? .sendrecv, media: media,
+                                         sessionICELines: sessionICELines,
                                          lineEnding: lineEnding ?? [ASCII.cr, ASCII.lf], byteCount: count)
         }
 
@@ -265,8 +278,32 @@ public struct SDPSessionDescription: Hashable, Sendable {
                 if media.isEmpty { sessionDirection = direction } else { mediaDirections[media.count - 1] = direction }
                 return
             }
-            guard !media.isEmpty else { return }
+            let isCandidate = SIPGrammar.equalsIgnoringCase(bytes, name, "candidate")
+            let isRemoteCandidates = SIPGrammar.equalsIgnoringCase(bytes, name, "remote-candidates")
+            let isICE = SIPGrammar.equalsIgnoringCase(bytes, name, "ice-ufrag")
+                || SIPGrammar.equalsIgnoringCase(bytes, name, "ice-pwd")
+                || SIPGrammar.equalsIgnoringCase(bytes, name, "ice-options")
+                || SIPGrammar.equalsIgnoringCase(bytes, name, "ice-lite")
+                || SIPGrammar.equalsIgnoringCase(bytes, name, "ice-mismatch")
+                || SIPGrammar.equalsIgnoringCase(bytes, name, "ice-pacing")
+                || SIPGrammar.equalsIgnoringCase(bytes, name, "end-of-candidates")
+            guard !media.isEmpty else {
+                if isCandidate || isRemoteCandidates || isICE { sessionICELines.append(line) }
+                return
+            }
             let index = media.count - 1
+            if isCandidate {
+                media[index].candidateLines.append(line)
+                return
+            }
+            if isRemoteCandidates {
+                media[index].remoteCandidateLines.append(line)
+                return
+            }
+            if isICE {
+                media[index].iceLines.append(line)
+                return
+            }
             if SIPGrammar.equalsIgnoringCase(bytes, name, "rtcp-mux") {
                 media[index].rtcpMux = true
             } else if SIPGrammar.equalsIgnoringCase(bytes, name, "rtcp") {

@@ -24,6 +24,8 @@ public struct SIPGatewayStateMachine: Sendable {
     /// How long a contact mapping of a dialog (not a registration) lives after it was last used. Several dialogs
     /// may share one mapping (the same phone, the same contact), so no single dialog's end removes it.
     public var dialogMappingLifetime: Double = 3600
+    /// What happens to the ICE candidates of relayed streams (``SDPRewrite/ICEMode``).
+    public var ice: SDPRewrite.ICEMode = .replace
     /// Consulted for every request after it parsed and before it is routed; nil admits everything.
     public var admission: (@Sendable (_ message: SIPMessage, _ from: SIPFlow, _ side: SIPSide) -> SIPAdmission)?
 
@@ -65,6 +67,8 @@ public struct SIPGatewayStateMachine: Sendable {
 
     /// INVITEs the gateway answered itself (Call-ID and branch), for their CANCEL and ACK; the oldest go first.
     private var refusedInvites = BoundedKeySet(capacity: 1024)
+    /// Calls whose INVITE response the gateway could not pass on (its SDP): their later responses end here too.
+    private var refusedCalls = BoundedKeySet(capacity: 1024)
     private var inbox = CircularBuffer<Inbound>(initialCapacity: 16)
     private var outbox = CircularBuffer<SIPGatewayAction>(initialCapacity: 16)
     private var pending: Pending?
@@ -200,7 +204,7 @@ public struct SIPGatewayStateMachine: Sendable {
         case .response:
             guard route(response: &work) else { return }
         }
-        planMedia(&work)
+        guard planMedia(&work) else { return }
         if work.relayRequests.isEmpty {
             finish(work)
         } else {
@@ -236,8 +240,14 @@ public struct SIPGatewayStateMachine: Sendable {
                 dialogs[work.callID]?.streams[index] = MediaStream(relay: id, outsidePort: ports.0, insidePort: ports.1)
             }
         }
-        if let sdp = work.sdp {
-            rewriteSDP(&work, sdp)
+        if let sdp = work.sdp, let finding = rewriteSDP(&work, sdp) {
+            // The rewrite left an address it must not pass: the relays this message asked for go, and so does it.
+            for request in work.relayRequests {
+                outbox.append(.closeMedia(id: request.id))
+                forgetStream(relay: request.id, callID: work.callID)
+            }
+            refuseMedia(work, reason: "\(finding) after the rewrite")
+            return
         }
         let bytes = work.editor.build()
         outbox.append(.report(.forwarded(summary: work.summary, from: work.flow, to: work.destination)))
@@ -389,6 +399,18 @@ public struct SIPGatewayStateMachine: Sendable {
                                            answered: nil)))
             return false
         }
+        if SIPDialogTeardown.answersOwnRequest(message) {
+            outbox.append(.report(.refused(reason: "answer to a request algate sent itself; absorbed", from: work.flow,
+                                           answered: nil)))
+            return false
+        }
+        if message.cseq?.method == "INVITE", refusedCalls.contains(work.callID) {
+            // The caller was already told 500: nothing more of this INVITE crosses; a 2xx gets its ACK and BYE.
+            if (200..<300).contains(code) { endCalleeDialog(work) }
+            outbox.append(.report(.refused(reason: "response for a call algate ended; not forwarded", from: work.flow,
+                                           answered: nil)))
+            return false
+        }
         work.editor.removeRange(removal)
         if work.side == .inside {
             guard message.vias.count > 1 else {
@@ -523,16 +545,47 @@ public struct SIPGatewayStateMachine: Sendable {
 
     // MARK: Media
 
-    /// Decides which relays the message's SDP needs; the rewrite waits until they are open.
-    private mutating func planMedia(_ work: inout SIPMessageWork) {
-        guard let sdpRange = try? SIPMultipart.sdpBody(of: work.message, limits: limits) else { return }
-        let parsed: SDPSessionDescription? = work.message.bytes.withUnsafeReadableBytes { bytes in
-            try? SDPSessionDescription.parse(UnsafeRawBufferPointer(rebasing: bytes[sdpRange]))
+    /// Decides which relays the message's SDP needs; the rewrite waits until they are open. False when the message
+    /// was refused instead: an SDP the gateway cannot rewrite must not cross (it would carry the sender's addresses
+    /// and no relay would stand behind it).
+    private mutating func planMedia(_ work: inout SIPMessageWork) -> Bool {
+        let found: Range<Int>?
+        do {
+            found = try SIPMultipart.sdpBody(of: work.message, limits: limits)
+        } catch {
+            refuseMedia(work, reason: "SDP body cannot be read: \(error.explanation)")
+            return false
         }
-        guard let sdp = parsed else {
-            outbox.append(.report(.refused(reason: "SDP body does not parse; media left untouched", from: work.flow,
-                                           answered: nil)))
-            return
+        guard let sdpRange = found else { return true }
+        let message = work.message
+        let parsed = message.bytes.withUnsafeReadableBytes { bytes -> Result<SDPSessionDescription, SIPParseError> in
+            let body = UnsafeRawBufferPointer(rebasing: bytes[sdpRange])
+            // A datagram longer than its Content-Length, cut inside an SDP line: what is left may parse, wrongly.
+            if message.discardedBytes > 0, sdpRange.upperBound == message.body.upperBound, let last = body.last,
+               last != ASCII.lf {
+                return .failure(.badSDP(line: 0))
+            }
+            do throws(SIPParseError) {
+                return .success(try SDPSessionDescription.parse(body))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let sdp: SDPSessionDescription
+        switch parsed {
+        case .success(let description):
+            sdp = description
+        case .failure(.badSDP(line: 0)):
+            refuseMedia(work, reason: "SDP cut short by its Content-Length")
+            return false
+        case .failure(let error):
+            refuseMedia(work, reason: "SDP does not parse: \(error.explanation)")
+            return false
+        }
+        let connections = [sdp.connection].compactMap { $0 } + sdp.media.flatMap(\.connections)
+        if connections.contains(where: { !$0.isInternet }) || sdp.origin.map({ !$0.isInternet }) == true {
+            refuseMedia(work, reason: "SDP names a network type other than IN IP4/IP6")
+            return false
         }
         work.sdp = (sdpRange, sdp)
         if dialogs[work.callID] == nil {
@@ -540,11 +593,18 @@ public struct SIPGatewayStateMachine: Sendable {
             nextID += 1
         }
         let outsideAllowed = work.side == .outside ? work.flow.remote.address : work.destination.remote.address
+        // BUNDLE (RFC 9143): m= lines that name the same address and port are one transport, so one relay.
+        var bundled: [Endpoint: Int] = [:]
         for (index, media) in sdp.media.enumerated() where !media.isDisabled {
             var peer: Endpoint? = nil
             if let address = sdp.connectionAddress(of: media), !SDPSessionDescription.isUnspecified(address) {
                 peer = Endpoint(address: address, port: media.port)
             }
+            if let peer, let first = bundled[peer] {
+                if let relay = work.streamRelays[first] { work.streamRelays[index] = relay }
+                continue
+            }
+            if let peer { bundled[peer] = index }
             let rtcp = media.rtcp?.port
             if let stream = dialogs[work.callID]?.streams[index] {
                 work.streamRelays[index] = stream.relay
@@ -563,6 +623,58 @@ public struct SIPGatewayStateMachine: Sendable {
                     outsideAllowed: outsideAllowed))
             }
         }
+        return true
+    }
+
+    /// A message whose SDP cannot be rewritten does not cross. A request is answered 488 (an ACK, which cannot be
+    /// answered, is dropped). A response is not forwarded: the party that asked gets a 500 in its place and, when
+    /// it was a 2xx to an INVITE, the callee gets an ACK and a BYE, so that no half-call stays up; the call's
+    /// relays close and its later responses end here too.
+    private mutating func refuseMedia(_ work: SIPMessageWork, reason: String) {
+        let message = work.message
+        if message.isRequest {
+            if message.method == "ACK" {
+                outbox.append(.report(.refused(reason: reason + "; ACK dropped", from: work.flow, answered: nil)))
+            } else {
+                answer(message, to: work.flow, code: 488, reason: "Not Acceptable Here", why: reason)
+            }
+            return
+        }
+        outbox.append(.report(.refused(reason: reason + "; response not forwarded", from: work.flow, answered: 500)))
+        if let replacement = SIPDialogTeardown.replacement(for: message, code: 500, reason: "Server Internal Error") {
+            outbox.append(.send(replacement, to: work.destination))
+        }
+        guard message.cseq?.method == "INVITE" else { return }
+        refusedCalls.insert(work.callID)
+        if message.vias.count > 1 {
+            // The caller's ACK of the 500 carries its INVITE's branch: it ends here.
+            refusedInvites.insert(work.callID + "|" + (message.vias[1].branch ?? ""))
+        }
+        if let code = message.statusCode, (200..<300).contains(code) { endCalleeDialog(work) }
+        if let dialog = dialogs.removeValue(forKey: work.callID) {
+            for stream in Set(dialog.streams.values.map(\.relay)) { outbox.append(.closeMedia(id: stream)) }
+            outbox.append(.report(.media(callID: work.callID, what: "closed (\(reason))")))
+        }
+    }
+
+    /// ACK and BYE to the callee of a 2xx the gateway did not pass on, from the gateway's address on its side.
+    private mutating func endCalleeDialog(_ work: SIPMessageWork) {
+        let (address, port) = work.side == .inside ? (context.insideAddress, context.insidePort)
+                                                   : (context.publicAddress, context.publicPort)
+        var via = Array("SIP/2.0/\(work.flow.transport.viaToken) ".utf8)
+        Self.appendHostPort(address, port, to: &via)
+        let seed = Self.token(nextID, salt: tokenSalt)
+        nextID += 1
+        let ours = [(context.publicAddress, context.publicPort), (context.insideAddress, context.insidePort)]
+        let isOwn: (SIPNameAddress) -> Bool = { route in
+            guard let host = route.uri.host.address else { return false }
+            return ours.contains { host.isSameHost(as: $0.0) && (route.uri.port ?? 5060) == $0.1 }
+        }
+        guard let (ack, bye) = SIPDialogTeardown.ackAndBye(for: work.message, via: via, branchSeed: seed, isOwn: isOwn)
+        else { return }
+        outbox.append(.send(ack, to: work.flow))
+        outbox.append(.send(bye, to: work.flow))
+        outbox.append(.report(.media(callID: work.callID, what: "ended at the callee (ACK and BYE sent)")))
     }
 
     private mutating func forgetStream(relay: UInt64, callID: String) {
@@ -571,7 +683,10 @@ public struct SIPGatewayStateMachine: Sendable {
         dialogs[callID] = dialog
     }
 
-    private func rewriteSDP(_ work: inout SIPMessageWork, _ sdp: (range: Range<Int>, description: SDPSessionDescription)) {
+    /// Points the SDP at the relays, then audits what would go out; returns what the audit found (nothing is
+    /// changed in the editor then), or nil when the rewritten SDP may cross.
+    private func rewriteSDP(_ work: inout SIPMessageWork,
+                            _ sdp: (range: Range<Int>, description: SDPSessionDescription)) -> SDPAddressAudit.Finding? {
         // What goes inside names the gateway's inside address and the relays' inside ports, and vice versa.
         let towardsInside = work.side == .outside
         let address = towardsInside ? context.insideAddress : context.publicMediaAddress
@@ -581,8 +696,22 @@ public struct SIPGatewayStateMachine: Sendable {
             let port = towardsInside ? ports.1 : ports.0
             targets[index] = SDPRewrite.Target(address: address, port: port, rtcpPort: port &+ 1)
         }
-        SDPRewrite(media: targets, sessionAddress: address).apply(to: sdp.description, at: sdp.range, in: &work.editor)
-        work.summary += " [SDP: \(targets.compactMap { $0 }.count) stream(s) via \(address)]"
+        let rewrite = SDPRewrite(media: targets, sessionAddress: address, ice: ice)
+        let ownAddresses = Set([context.publicAddress, context.publicMediaAddress, context.insideAddress].map(\.unmapped))
+        let finding = work.message.bytes.withUnsafeReadableBytes { raw -> SDPAddressAudit.Finding? in
+            let body = UnsafeRawBufferPointer(rebasing: raw[sdp.range])
+            var forbidden = SDPAddressAudit.announcedAddresses(sdp.description, body: body, candidates: ice != .pass)
+            if work.side == .inside { forbidden.insert(context.upstream.address.unmapped) }
+            forbidden.subtract(ownAddresses)
+            let rewritten = rewrite.apply(to: sdp.description, body: body)
+            return rewritten.withUnsafeBytes {
+                SDPAddressAudit.firstForbidden(in: $0, forbidden: forbidden, skippingCandidates: ice == .pass)
+            }
+        }
+        if let finding { return finding }
+        rewrite.apply(to: sdp.description, at: sdp.range, in: &work.editor)
+        work.summary += " [SDP: \(Set(targets.compactMap { $0 }).count) stream(s) via \(address)]"
+        return nil
     }
 
     // MARK: Helpers
