@@ -129,7 +129,7 @@ import Testing
             pinhole 3 passive: public port 40002 admits 192.0.2.10 -> 10.0.0.5:6000
             S->C 229 (|||40002|)
               was: 229 (|||6000|)
-            note unsolicited 227 reply: passed on, no pinhole
+            note unsolicited 227 reply: no pinhole
             S->C 227 Logout.
 
             """)
