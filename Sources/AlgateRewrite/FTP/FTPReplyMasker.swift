@@ -51,8 +51,8 @@ public struct FTPReplyMasker: Sendable {
         self.publicAddress = publicAddress.unmapped
         var fixed: [IPAddress] = []
         fixed.reserveCapacity(inside.count + 4)
-        for address in inside.map(\.unmapped) where address != self.publicAddress && !fixed.contains(address) {
-            fixed.append(address)
+        for address in inside where address.unmapped != self.publicAddress && !fixed.contains(address.unmapped) {
+            fixed.append(address.unmapped)
         }
         insideAddresses = fixed
         fixedCount = fixed.count
