@@ -22,13 +22,15 @@ public struct FTPListenerSettings: Hashable, Sendable {
     /// Key `data-address`: the local address that active-mode pinholes listen on (by default the gateway's own
     /// address on the upstream connection).
     public var dataAddress: IPAddress?
-    /// Key `max-line-length`: the longest command or reply line accepted, in bytes (512...1_048_576).
+    /// Key `max-line-length`: the longest command or reply line accepted, in bytes (512...1_048_576); a reply
+    /// algate rewrites or masks is shortened to stay within it.
     public var maxLineLength: Int = 4096
     /// Key `idle-timeout`: a control connection with no traffic and no running transfer closes after this long.
     public var idleTimeout: Duration = .seconds(300)
     /// Key `max-sessions`: at most this many control sessions at once on this listener; at least 1.
     public var maxSessions: Int = 1000
-    /// Key `allow-privileged-ports`: whether PORT/EPRT may name a port below 1024 (refused by default).
+    /// Key `allow-privileged-ports`: whether PORT/EPRT may name a port below 1024, and a passive reply a server
+    /// port below 1024 (refused by default: 504 and 425).
     public var allowPrivilegedPorts: Bool = false
     /// Key `intercept-interface` (transparent mode, required there): the inside interface(s) whose FTP control
     /// connections nftables redirects to this listener; a name or a list of names (a trailing `*` is a wildcard).

@@ -134,7 +134,7 @@ public final class FTPListener: Sendable {
             server.close(promise: nil)
             throw ChannelError.unknownLocalAddress
         }
-        let context = FTPSessionContext(
+        var context = FTPSessionContext(
             client: Endpoint(address: clientEnd.address.unmapped, port: clientEnd.port),
             server: Endpoint(address: serverEnd.address.unmapped, port: serverEnd.port),
             // Transparent mode announces the server's own address: the client connects there, as it believes it
@@ -142,6 +142,9 @@ public final class FTPListener: Sendable {
             publicAddress: (configuration.publicAddress
                 ?? (configuration.upstream == nil ? serverEnd.address : clientLocal.address)).unmapped,
             insideAddress: (configuration.dataAddress ?? serverLocal.address).unmapped)
+        // The server knows the gateway by the address of the control connection, and may name it in a reply
+        // (vsftpd's STAT: "Connected to ..."), even when active pinholes listen on another one.
+        if serverLocal.address.unmapped != context.insideAddress { context.alsoInside = [serverLocal.address.unmapped] }
         let session = FTPSession(id: id, client: client, server: server, context: context,
                                  configuration: configuration, backend: backend, registry: registry, policy: policy,
                                  logger: logger)

@@ -11,13 +11,14 @@ public struct FTPProxyConfiguration: Hashable, Sendable {
     public var publicAddress: IPAddress?
     /// The local address active-mode pinholes listen on; default: the gateway's address on the server connection.
     public var dataAddress: IPAddress?
-    /// The longest control line accepted, terminator included.
+    /// The longest control line accepted, terminator included; also the longest the gateway sends (a rewritten
+    /// or masked reply is shortened to fit).
     public var maxLineLength: Int = 4096
     /// A control session with no line and no running transfer for this long is closed.
     public var idleTimeout: Duration = .seconds(300)
     /// Sessions this listener serves at once; one more is answered 421.
     public var maxSessions: Int = 1000
-    /// Admit PORT/EPRT to ports below 1024.
+    /// Admit PORT/EPRT to ports below 1024, and passive replies naming a server port below 1024.
     public var allowPrivilegedPorts: Bool = false
     /// How long a pinhole waits for its connection.
     public var pinholeTimeout: Duration = .seconds(30)

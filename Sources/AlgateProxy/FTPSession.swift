@@ -41,6 +41,7 @@ final class FTPSession {
         self.server = server
         var engine = FTPSessionStateMachine.Configuration()
         engine.allowPrivilegedPorts = configuration.allowPrivilegedPorts
+        engine.maxLineLength = configuration.maxLineLength
         self.machine = FTPSessionStateMachine(context: context, configuration: engine)
         if let policy {
             let client = context.client.address
@@ -259,7 +260,19 @@ final class FTPSession {
                 "reply": "\(Self.printable(line))", "reason": "\(reason?.explanation ?? "no address found")",
             ])
         case .unsolicitedReply(let code):
-            logger.notice("unsolicited passive reply passed on untouched", metadata: ["code": "\(code)"])
+            logger.notice("unsolicited passive reply: no pinhole", metadata: ["code": "\(code)"])
+        case .masked(let original, let masked, let count):
+            logger.notice("masked inside address in a reply", metadata: [
+                "original": "\(Self.printable(original))", "masked": "\(Self.printable(masked))", "count": "\(count)",
+            ])
+        case .passiveReplyRefused(let line, let reason):
+            logger.warning("passive reply answered with 425", metadata: [
+                "reply": "\(Self.printable(line))", "reason": "\(reason.explanation)",
+            ])
+        case .shortened(let line, let removed, let limit):
+            logger.notice("reply text shortened to fit max-line-length", metadata: [
+                "line": "\(Self.printable(line))", "removed": "\(removed)", "limit": "\(limit)",
+            ])
         case .announcedAddressIgnored(let announced, let using):
             logger.debug("server announced another address; connecting to the control peer",
                          metadata: ["announced": "\(announced)", "using": "\(using)"])

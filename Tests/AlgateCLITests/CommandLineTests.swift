@@ -129,9 +129,79 @@ import Testing
             pinhole 3 passive: public port 40002 admits 192.0.2.10 -> 10.0.0.5:6000
             S->C 229 (|||40002|)
               was: 229 (|||6000|)
-            note unsolicited 227 reply: passed on, no pinhole
+            note unsolicited 227 reply: no pinhole
             S->C 227 Logout.
 
             """)
+    }
+
+    /// A transcript that starts after the greeting, with a stray 227, a privileged passive port, an inside
+    /// address in a STAT (an unmarked line inside a multi-line reply is the server's) and a 227 at the limit.
+    @Test func rewriteFTPMasksRefusesAndKeepsTheLineLimit() throws {
+        let head = "227 Entering Passive Mode (10,0,0,5,195,80) "
+        let long = head + String(repeating: "x", count: 510 - head.utf8.count - 10) + " last word"
+        let transcript = """
+            PASV
+            227 Entering Passive Mode (10,0,0,5,195,80).
+            227 Entering Passive Mode (10,0,0,5,195,81).
+            EPSV
+            229 (|||21|)
+            STAT
+            211-status
+             Connected to 10.0.0.1
+            211 End
+            PASV
+            \(long)
+
+            """
+        let result = try ProcessRunner.algate(["rewrite", "ftp", "--client", "192.0.2.10", "--max-line-length", "512"],
+                                              input: transcript)
+        #expect(result.status == 0, "\(result.stderr)")
+        let shortened = head.replacingOccurrences(of: "10,0,0,5,195,80", with: "203,0,113,7,156,65")
+            + String(repeating: "x", count: 510 - head.utf8.count - 10) + " last "
+        #expect(result.stdout == """
+            note the transcript starts after the greeting: replies answer commands from the first
+            C->S PASV
+            pinhole 1 passive: public port 40000 admits 192.0.2.10 -> 10.0.0.5:50000
+            S->C 227 Entering Passive Mode (203,0,113,7,156,64).
+              was: 227 Entering Passive Mode (10,0,0,5,195,80).
+            note unsolicited 227 reply: no pinhole
+            note masked: 1 address of the inside network (public address, port 0)
+            S->C 227 Entering Passive Mode (203,0,113,7,0,0).
+              was: 227 Entering Passive Mode (10,0,0,5,195,81).
+            C->S EPSV
+            note no pinhole: the server's port 21 is below 1024
+            S->C 425 Can't open passive connection: the server named port 21, below 1024.
+              was: 229 (|||21|)
+            C->S STAT
+            S->C 211-status
+            note masked: 1 address of the inside network (public address, port 0)
+            S->C  Connected to 203.0.113.7
+              was:  Connected to 10.0.0.1
+            S->C 211 End
+            C->S PASV
+            pinhole 2 passive: public port 40001 admits 192.0.2.10 -> 10.0.0.5:50000
+            note shortened: 4 bytes of reply text cut to fit max-line-length 512
+            S->C \(shortened)
+              was: \(long)
+
+            """)
+        #expect(shortened.utf8.count + 2 <= 512)
+    }
+
+    @Test func rewriteFTPKeepsTheGatewaysLineLimit() throws {
+        let tooLong = "C: SITE " + String(repeating: "a", count: 600) + "\n"
+        let closed = try ProcessRunner.algate(["rewrite", "ftp", "--max-line-length", "512"],
+                                              input: "S: 220 hi\n" + tooLong + "NOOP\n")
+        #expect(closed.status == 0, "\(closed.stderr)")
+        #expect(closed.stdout == """
+            S->C 220 hi
+            S->C 500 Command line too long; closing.
+            note session closed: client sent a line longer than 512 bytes
+
+            """)
+        let bad = try ProcessRunner.algate(["rewrite", "ftp", "--max-line-length", "100"], input: "")
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("--max-line-length 100 must be between 512 and 1048576"), "\(bad.stderr)")
     }
 }

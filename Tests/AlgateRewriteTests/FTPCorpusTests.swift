@@ -23,7 +23,8 @@ struct FTPCorpusTests {
         .init("OISF-ftp-bounce__test.pcap", lines: [[3, 4], [3, 4]], data: 0, pinholes: 1, refused: 1),
         .init("OISF-ftp-download-active__input.pcap", lines: [[12, 16]], data: 3, pinholes: 3),
         .init("OISF-ftp-download-passive__input.pcap", lines: [[12, 16]], data: 3, pinholes: 3),
-        .init("OISF-ftp-epsv__input.pcap", lines: [[26, 35]], data: 0, pinholes: 4),
+        // ProFTPD's banner names the server's private address.
+        .init("OISF-ftp-epsv__input.pcap", lines: [[26, 35]], data: 0, pinholes: 4, masked: 1),
         .init("OISF-ftp-passive-mode.pcap", lines: [[7, 9]], data: 1, pinholes: 1),
         .init("OISF-ftp-too-long-response.pcap", lines: [[7, 8]], data: 0, pinholes: 0, replaced: 1),
         .init("zeek-bigtransfer.pcap", lines: [[12, 41]], data: 2, pinholes: 2),
@@ -50,7 +51,7 @@ struct FTPCorpusTests {
         } == expected.lines)
         #expect(capture.data.count == expected.data)
 
-        var pinholes = 0, refused = 0, replaced = 0
+        var pinholes = 0, refused = 0, replaced = 0, masked = 0
         for control in capture.control {
             let where_ = "\(capture.name) stream \(control.connection.stream)"
             #expect(control.connection.missingSegments == 0, "\(where_): a gap in the TCP stream")
@@ -69,6 +70,7 @@ struct FTPCorpusTests {
                     continue
                 case .forwarded: break
                 case .rewritten(let rewritten): checkRewrite(outcome.line, rewritten, where_)
+                case .masked: masked += 1
                 case .refused: refused += 1
                 case .replaced: replaced += 1
                 }
@@ -84,7 +86,8 @@ struct FTPCorpusTests {
                 case (.forwarded, .client): toServer += outcome.line.bytes
                 case (.forwarded, .server): toClient += outcome.line.bytes
                 case (.rewritten(let bytes), .client): toServer += bytes
-                case (.rewritten(let bytes), .server): toClient += bytes
+                case (.rewritten(let bytes), .server), (.masked(let bytes), .server): toClient += bytes
+                case (.masked, .client): break
                 case (.refused(_, let reply), _), (.replaced(let reply), _): toClient += reply
                 case (.unaccounted, _): break
                 }
@@ -96,6 +99,7 @@ struct FTPCorpusTests {
         #expect(pinholes == expected.pinholes, "pinholes opened")
         #expect(refused == expected.refused, "client lines refused")
         #expect(replaced == expected.replaced, "server lines replaced by a 425")
+        #expect(masked == expected.masked, "server lines passed on masked")
     }
 
     /// Compares two byte streams and, when they differ, says where instead of printing both.
@@ -262,6 +266,17 @@ struct FTPCorpusTests {
             target: Endpoint("[2400:3000:20:100::46]:60931")!)])
     }
 
+    /// ProFTPD puts its own address in its banner: behind NAT that is the inside address, and the client must
+    /// not learn it.
+    @Test func proftpdsBannerAddressIsMasked() throws {
+        let replay = try single("OISF-ftp-epsv__input.pcap")
+        let banner = try #require(replay.outcomes.first)
+        #expect(text(banner.line.bytes) == "220 ProFTPD 1.3.0a Server (ProFTPD Anonymous Server) [192.168.1.231]\r\n")
+        #expect(banner.kind == .masked(Array(
+            "220 ProFTPD 1.3.0a Server (ProFTPD Anonymous Server) [203.0.113.7]\r\n".utf8)))
+        #expect(!replay.allForwarded(to: .client).containsSequence(Array("192.168.1.231".utf8)))
+    }
+
     // MARK: Hostile and broken peers
 
     @Test func bounceToAThirdHostIsRefused() throws {
@@ -415,14 +430,18 @@ struct ExpectedCapture: Sendable, CustomTestStringConvertible {
     var pinholes: Int
     var refused: Int
     var replaced: Int
+    /// Server lines passed on with an address of the inside masked.
+    var masked: Int
 
-    init(_ file: String, lines: [[Int]], data: Int, pinholes: Int, refused: Int = 0, replaced: Int = 0) {
+    init(_ file: String, lines: [[Int]], data: Int, pinholes: Int, refused: Int = 0, replaced: Int = 0,
+         masked: Int = 0) {
         self.file = file
         self.lines = lines
         self.data = data
         self.pinholes = pinholes
         self.refused = refused
         self.replaced = replaced
+        self.masked = masked
     }
 
     var testDescription: String { file }
@@ -436,6 +455,8 @@ struct LineOutcome {
         case forwarded
         /// Replaced by this line after its pinhole opened.
         case rewritten([UInt8])
+        /// Passed on as this line: the same with the addresses of the inside masked.
+        case masked([UInt8])
         /// A command not forwarded; the client got this reply.
         case refused(FTPRefusal, reply: [UInt8])
         /// A reply the client did not get; it got this one instead.
@@ -467,9 +488,12 @@ struct LineOutcome {
         let refusals: [(command: [UInt8], reason: FTPRefusal)] = events.compactMap {
             if case .refused(let command, let reason) = $0 { (bytes(command), reason) } else { nil }
         }
+        let masks: [(original: [UInt8], masked: [UInt8])] = events.compactMap {
+            if case .masked(let original, let masked, _) = $0 { (bytes(original), bytes(masked)) } else { nil }
+        }
         let withdrawn = events.contains {
             switch $0 {
-            case .malformedReply, .pinholeUnavailable: true
+            case .malformedReply, .pinholeUnavailable, .passiveReplyRefused: true
             default: false
             }
         }
@@ -477,6 +501,10 @@ struct LineOutcome {
         let out = forwarded[0]
         if rewrites.isEmpty, refusals.isEmpty, out.side == other, out.bytes == line.bytes {
             return .forwarded
+        }
+        if rewrites.isEmpty, refusals.isEmpty, masks.count == 1, masks[0].original == line.bytes, out.side == other,
+           out.bytes == masks[0].masked, opened.isEmpty {
+            return .masked(out.bytes)
         }
         if rewrites.count == 1, refusals.isEmpty, rewrites[0].original == line.bytes, out.side == other,
            out.bytes == rewrites[0].rewritten, opened.count == 1 {

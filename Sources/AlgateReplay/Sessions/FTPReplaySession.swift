@@ -59,10 +59,13 @@ struct FTPReplaySession {
         // reached the server at.
         let publicAddress = settings.side == .server ? settings.publicAddress : self.server.address
         let insideAddress = settings.side == .server ? self.client.address : settings.publicAddress
-        // The proxy's defaults: PORT/EPRT to ports below 1024 refused, its pipelining and queue limits.
+        // The proxy's defaults: PORT/EPRT and passive replies to ports below 1024 refused, its pipelining and
+        // queue limits, its line limit.
+        var configuration = FTPSessionStateMachine.Configuration()
+        configuration.maxLineLength = settings.maxFTPLineLength
         run = FTPDryRun(context: FTPSessionContext(client: self.client, server: self.server,
                                                    publicAddress: publicAddress, insideAddress: insideAddress),
-                        configuration: FTPSessionStateMachine.Configuration(), firstPort: settings.firstPort)
+                        configuration: configuration, firstPort: settings.firstPort)
         framers = [FTPReplayLineBuffer(maxLineLength: settings.maxFTPLineLength),
                    FTPReplayLineBuffer(maxLineLength: settings.maxFTPLineLength)]
         report = ReplaySession(id: id, protocol: .ftp, transport: "tcp", detectedBy: detectedBy,
@@ -194,10 +197,12 @@ struct FTPReplaySession {
                 }
             } else if note.hasPrefix("unsolicited ") {
                 problem = String(note.prefix { $0 != ":" })
-                action = "passed on unchanged, no pinhole"
+                action = changed.map { "passed on masked, no pinhole: " + ReplayText.line($0.after.readableBytesView) }
+                    ?? "passed on unchanged, no pinhole"
             } else if note.hasPrefix("server line is not a reply") {
                 problem = "server line is not a reply"
-                action = "passed on unchanged"
+                action = changed.map { "passed on masked: " + ReplayText.line($0.after.readableBytesView) }
+                    ?? "passed on unchanged"
             } else if note.hasPrefix("session closed: ") {
                 problem = String(note.dropFirst("session closed: ".count))
                 action = "session closed"

@@ -69,12 +69,29 @@ public enum FTPAddressScanner {
 
     // MARK: Replies
 
+    /// ``scan227(_:from:)`` on a line that starts a reply: the search starts after the code.
+    public static func scan227(_ line: UnsafeRawBufferPointer) throws(FTPParseError) -> Match? {
+        try scan227(line, from: 3)
+    }
+
+    /// ``scan228(_:from:)`` on a line that starts a reply.
+    public static func scan228(_ line: UnsafeRawBufferPointer) throws(FTPParseError) -> Match? {
+        try scan228(line, from: 3)
+    }
+
+    /// ``scan229(_:from:)`` on a line that starts a reply.
+    public static func scan229(_ line: UnsafeRawBufferPointer) throws(FTPParseError) -> Match? {
+        try scan229(line, from: 3)
+    }
+
     /// Finds the six numbers of a 227 reply anywhere after the reply code.
     ///
+    /// - Parameter start: where to search from: 3 (after the code) on a line that starts a reply, 0 on a
+    ///   continuation line of a multi-line reply, which has no code.
     /// - Returns: nil when no run of six comma-separated numbers is present; throws when the run is there but a
     ///   number is out of range (a hostile or broken server).
-    public static func scan227(_ line: UnsafeRawBufferPointer) throws(FTPParseError) -> Match? {
-        var index = min(3, line.count)
+    public static func scan227(_ line: UnsafeRawBufferPointer, from start: Int) throws(FTPParseError) -> Match? {
+        var index = min(start, line.count)
         while index < line.count {
             defer { index += 1 }
             guard startsNumberRun(line, at: index) else { continue }
@@ -86,8 +103,8 @@ public enum FTPAddressScanner {
     }
 
     /// Finds `<d><d><d><port><d>` in a 229 reply, with any delimiter from 33 to 126 (RFC 2428 3).
-    public static func scan229(_ line: UnsafeRawBufferPointer) throws(FTPParseError) -> Match? {
-        var index = min(3, line.count)
+    public static func scan229(_ line: UnsafeRawBufferPointer, from start: Int) throws(FTPParseError) -> Match? {
+        var index = min(start, line.count)
         while index + 4 < line.count {
             defer { index += 1 }
             let delimiter = line[index]
@@ -103,8 +120,8 @@ public enum FTPAddressScanner {
     }
 
     /// Finds the `af,hal,h...,pal,p1,p2` list of a 228 reply (the answer to LPSV).
-    public static func scan228(_ line: UnsafeRawBufferPointer) throws(FTPParseError) -> Match? {
-        var index = min(3, line.count)
+    public static func scan228(_ line: UnsafeRawBufferPointer, from start: Int) throws(FTPParseError) -> Match? {
+        var index = min(start, line.count)
         while index < line.count {
             defer { index += 1 }
             guard startsNumberRun(line, at: index) else { continue }
@@ -118,10 +135,12 @@ public enum FTPAddressScanner {
 
     // MARK: Pieces
 
-    /// Whether a run of numbers starts here: a digit not preceded by a digit or a comma (so that the tail of a
-    /// longer list is never taken for a list of its own).
+    /// Whether a run of numbers starts here: a digit at the start of the line, or not preceded by a digit or a
+    /// comma (so that the tail of a longer list is never taken for a list of its own).
     static func startsNumberRun(_ line: UnsafeRawBufferPointer, at index: Int) -> Bool {
-        guard ASCII.isDigit(line[index]), index > 0, !ASCII.isDigit(line[index - 1]) else { return false }
+        guard ASCII.isDigit(line[index]) else { return false }
+        guard index > 0 else { return true }
+        guard !ASCII.isDigit(line[index - 1]) else { return false }
         var before = index - 1
         while before >= 0, line[before] == ASCII.space { before -= 1 }
         return before < 0 || line[before] != ASCII.comma

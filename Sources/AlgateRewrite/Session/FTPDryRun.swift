@@ -58,7 +58,16 @@ public struct FTPDryRun: Sendable {
                     lastOriginal = line
                     entries.append(.note("malformed reply: \(reason?.explanation ?? "no address found")"))
                 case .unsolicitedReply(let code):
-                    entries.append(.note("unsolicited \(code) reply: passed on, no pinhole"))
+                    entries.append(.note("unsolicited \(code) reply: no pinhole"))
+                case .masked(let original, _, let count):
+                    lastOriginal = original
+                    entries.append(.note("masked: \(count) address\(count == 1 ? "" : "es") of the inside network "
+                        + "(public address, port 0)"))
+                case .passiveReplyRefused(let line, let reason):
+                    lastOriginal = line
+                    entries.append(.note("no pinhole: the server's \(reason.explanation)"))
+                case .shortened(_, let removed, let limit):
+                    entries.append(.note("shortened: \(removed) bytes of reply text cut to fit max-line-length \(limit)"))
                 case .announcedAddressIgnored(let announced, let using):
                     entries.append(.note("server announced \(announced); data goes to \(using)"))
                 case .pinholeUnavailable(let reason):

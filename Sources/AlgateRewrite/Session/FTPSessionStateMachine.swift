@@ -10,6 +10,11 @@ public import NIOCore
 /// Replies are interpreted only while the matching command is pending: each forwarded command enqueues what it
 /// expects, each final reply dequeues one. So a `227` that nobody asked for opens nothing, and pipelined commands
 /// (lftp's default) are matched to their own replies.
+///
+/// No reply goes to the client with an address of the inside network in it: the one address a passive rewrite
+/// replaces is the pinhole's, and every other address form or inside address on any line of any reply is masked
+/// (see ``FTPReplyMasker``). A line the gateway changes never grows past ``Configuration/maxLineLength``: its
+/// free text is shortened instead.
 public struct FTPSessionStateMachine: Sendable {
     /// Limits of one session.
     public struct Configuration: Hashable, Sendable {
@@ -17,8 +22,17 @@ public struct FTPSessionStateMachine: Sendable {
         public var maxPipelinedCommands: Int = 64
         /// Lines waiting while a pinhole is being opened; past this the session is closed.
         public var maxQueuedLines: Int = 256
-        /// Admit PORT/EPRT/LPRT naming a port below 1024 (off: such a command is refused, as RFC 2577 advises).
+        /// Admit PORT/EPRT/LPRT naming a port below 1024, and passive replies naming a server port below 1024
+        /// (off: such a command is refused, as RFC 2577 advises, and such a reply is answered 425).
         public var allowPrivilegedPorts: Bool = false
+        /// The longest line the gateway sends, terminator included (the listener's `max-line-length`). A
+        /// rewritten or masked reply that would be longer loses the end of its free text. The code, the separator
+        /// and the pinhole's address are never cut, so a limit below about 100 bytes cannot always be kept; the
+        /// configuration allows 512 and up.
+        public var maxLineLength: Int = 4096
+        /// Whether the first reply is the server's greeting (RFC 959 5.4: 120, 220 or 421 before any command).
+        /// False for a transcript or capture that starts after it: replies answer commands from the first on.
+        public var expectsGreeting: Bool = true
 
         public init() {}
     }
@@ -36,6 +50,17 @@ public struct FTPSessionStateMachine: Sendable {
         case activeCommand(verb: FTPCommandLine.Verb, delimiter: UInt8, terminator: Range<Int>)
         /// A 227/228/229 line waiting for its public pinhole; `range` is the address in the line.
         case passiveReply(code: Int, range: Range<Int>)
+    }
+
+    /// A multi-line reply in progress.
+    private struct OpenReply: Sendable {
+        var code: Int
+        /// Whether the line that answers a passive command was already interpreted.
+        var handled = false
+        /// Whether the client already got a line of this reply: from then on it cannot be replaced.
+        var started = false
+        /// The gateway answered the command itself (a 425): the server's further lines of this reply are dropped.
+        var dropping = false
     }
 
     private struct Awaiting: Sendable {
@@ -64,14 +89,17 @@ public struct FTPSessionStateMachine: Sendable {
     private var inbox = CircularBuffer<(FTPSide, ByteBuffer)>(initialCapacity: 8)
     private var outbox = CircularBuffer<FTPSessionAction>(initialCapacity: 8)
     private var expectations = CircularBuffer<Expectation>(initialCapacity: 8)
-    /// The code of a multi-line reply in progress, and whether its address was already found.
-    private var openReply: (code: Int, handled: Bool)? = nil
+    private var openReply: OpenReply? = nil
     private var nextPinholeID: UInt64 = 1
+    /// Masks what replies say of the inside network; learns every address the server announces.
+    private var masker: FTPReplyMasker
 
     public init(context: FTPSessionContext, configuration: Configuration = .init()) {
         self.context = context
         self.configuration = configuration
-        expectations.append(.greeting)
+        masker = FTPReplyMasker(publicAddress: context.publicAddress,
+                                inside: [context.server.address, context.insideAddress] + context.alsoInside)
+        if configuration.expectsGreeting { expectations.append(.greeting) }
     }
 
     /// Whether the session relays raw bytes now (after AUTH TLS); lines are no longer read.
@@ -144,22 +172,19 @@ public struct FTPSessionStateMachine: Sendable {
             outbox.append(.forward(rewritten, to: .server))
 
         case .passiveReply(let code, let range):
-            // The line as it was, with only the address span replaced, written into one new buffer.
-            var rewritten = ByteBuffer()
-            rewritten.reserveCapacity(awaiting.line.readableBytes + 16)
-            _ = awaiting.line.withUnsafeReadableBytes { line in
-                rewritten.writeBytes(UnsafeRawBufferPointer(rebasing: line[..<range.lowerBound]))
+            // The line as it was with the address span replaced (and anything else of the inside masked).
+            let publicEndpoint = Endpoint(address: context.publicAddress, port: port)
+            let composed = compose(awaiting.line, replacing: range) { out in
+                switch code {
+                case 227: FTPAddressWriter.appendSix(publicEndpoint, to: &out)
+                case 228: FTPAddressWriter.appendLong(publicEndpoint, to: &out)
+                default: ASCII.appendDecimal(Int(port), to: &out)
+                }
             }
-            switch code {
-            case 227: FTPAddressWriter.appendSix(Endpoint(address: context.publicAddress, port: port), to: &rewritten)
-            case 228: FTPAddressWriter.appendLong(Endpoint(address: context.publicAddress, port: port), to: &rewritten)
-            default: ASCII.appendDecimal(Int(port), to: &rewritten)
-            }
-            _ = awaiting.line.withUnsafeReadableBytes { line in
-                rewritten.writeBytes(UnsafeRawBufferPointer(rebasing: line[range.upperBound...]))
-            }
-            outbox.append(.report(.rewritten(from: .server, original: awaiting.line, rewritten: rewritten)))
-            outbox.append(.forward(rewritten, to: .client))
+            outbox.append(.report(.rewritten(from: .server, original: awaiting.line, rewritten: composed.line)))
+            reportShortening(composed)
+            openReply?.started = true
+            outbox.append(.forward(composed.line, to: .client))
             finishReplyLine(awaiting.line, code: code)
         }
     }
@@ -174,8 +199,12 @@ public struct FTPSessionStateMachine: Sendable {
             outbox.append(.forward(Self.reply("425 Can't open data connection: \(reason)."), to: .client))
         case .passiveReply(let code, _):
             outbox.append(.report(.pinholeUnavailable(reason: reason)))
-            outbox.append(.forward(Self.reply("425 Can't open passive connection: \(reason)."), to: .client))
-            finishReplyLine(awaiting.line, code: code)
+            let closes = awaiting.line.withUnsafeReadableBytes { FTPReplyLine.closes($0, code: code) }
+            if !withdrawPassiveReply(code: code, isLast: openReply == nil || closes,
+                                     reply: "425 Can't open passive connection: \(reason).") {
+                forwardReply(awaiting.line)
+                finishReplyLine(awaiting.line, code: code)
+            }
         }
     }
 
@@ -269,31 +298,49 @@ public struct FTPSessionStateMachine: Sendable {
     // MARK: Replies
 
     private mutating func handleReply(_ line: ByteBuffer) {
-        let code: Int
         if let open = openReply {
             // Inside a multi-line reply: only `code<SP>` ends it; any other line continues it.
-            code = open.code
-            let closes = line.withUnsafeReadableBytes { FTPReplyLine.closes($0, code: code) }
-            if !open.handled, interpret(line, code: code, isLast: closes) { return }
-            outbox.append(.forward(line, to: .client))
-            if closes { finishReply(code: code) }
+            let closes = line.withUnsafeReadableBytes { FTPReplyLine.closes($0, code: open.code) }
+            if open.dropping {
+                if closes { finishReply(code: open.code) }
+                return
+            }
+            if !open.handled, interpret(line, code: open.code, isLast: closes) { return }
+            forwardReply(line)
+            if closes { finishReply(code: open.code) }
             return
         }
         guard let reply = line.withUnsafeReadableBytes({ FTPReplyLine($0) }) else {
             // A broken server's answer ("99 PASV invalid", "SYST not supported"): it still answers the oldest
             // command, or every later reply would be matched to the command before its own.
             outbox.append(.report(.notAReply(line: line)))
-            outbox.append(.forward(line, to: .client))
+            forwardReply(line)
             if let expected = expectations.popFirst(), case .activeReply(let id) = expected {
                 outbox.append(.closePinhole(id: id))
             }
             return
         }
-        code = reply.code
-        if reply.opensMultiline { openReply = (code, false) }
-        if interpret(line, code: code, isLast: !reply.opensMultiline) { return }
-        outbox.append(.forward(line, to: .client))
-        if !reply.opensMultiline { finishReply(code: code) }
+        if reply.opensMultiline { openReply = OpenReply(code: reply.code) }
+        if interpret(line, code: reply.code, isLast: !reply.opensMultiline) { return }
+        forwardReply(line)
+        if !reply.opensMultiline { finishReply(code: reply.code) }
+    }
+
+    /// Sends a server line to the client as it is, or, when it names anything of the inside network, with that
+    /// masked (and shortened to fit, should masking make it longer than the limit).
+    private mutating func forwardReply(_ line: ByteBuffer) {
+        openReply?.started = true
+        let clean = line.withUnsafeReadableBytes { masker.firstFinding(in: $0) == nil }
+        guard !clean else {
+            outbox.append(.forward(line, to: .client))
+            return
+        }
+        let composed = compose(line, replacing: nil) { _ in }
+        if composed.masked > 0, composed.line != line {
+            outbox.append(.report(.masked(original: line, masked: composed.line, count: composed.masked)))
+        }
+        reportShortening(composed)
+        outbox.append(.forward(composed.line, to: .client))
     }
 
     /// Reads a reply line in the light of the command it answers. Returns true when it took care of the line
@@ -308,7 +355,7 @@ public struct FTPSessionStateMachine: Sendable {
             outbox.append(.report(.passthrough(reason: "AUTH accepted by the server (234): the control connection "
                 + "is encrypted from here on and can no longer be translated; data channels will not be mapped")))
             outbox.append(.enterPassthrough)
-            outbox.append(.forward(line, to: .client))
+            forwardReply(line)
             state = .passthrough
             while let (side, queued) = inbox.popFirst() { outbox.append(.forward(queued, to: side.other)) }
             return true
@@ -323,11 +370,13 @@ public struct FTPSessionStateMachine: Sendable {
 
     private mutating func interpretPassive(_ line: ByteBuffer, code: Int, isLast: Bool) -> Bool {
         let found: Result<FTPAddressScanner.Match?, FTPParseError> = line.withUnsafeReadableBytes { bytes in
+            // A continuation line of a multi-line reply has no code to skip: it may start with the address.
+            let start = FTPReplyLine(bytes) == nil ? 0 : 3
             do throws(FTPParseError) {
                 switch code {
-                case 227: return .success(try FTPAddressScanner.scan227(bytes))
-                case 228: return .success(try FTPAddressScanner.scan228(bytes))
-                default: return .success(try FTPAddressScanner.scan229(bytes))
+                case 227: return .success(try FTPAddressScanner.scan227(bytes, from: start))
+                case 228: return .success(try FTPAddressScanner.scan228(bytes, from: start))
+                default: return .success(try FTPAddressScanner.scan229(bytes, from: start))
                 }
             } catch {
                 return .failure(error)
@@ -340,28 +389,29 @@ public struct FTPSessionStateMachine: Sendable {
         case .success(nil), .failure:
             let error: FTPParseError? = if case .failure(let error) = found { error } else { nil }
             outbox.append(.report(.malformedReply(line: line, reason: error)))
-            markHandled()
-            if openReply != nil {
-                return false  // The client already has part of this reply; do not break its framing.
-            }
-            outbox.append(.forward(Self.reply("425 Can't open passive connection: the server's reply carried no "
-                + "usable address."), to: .client))
-            finishReply(code: code)
-            return true
+            return withdrawPassiveReply(code: code, isLast: isLast, reply: "425 Can't open passive connection: the "
+                + "server's reply carried no usable address.")
         case .success(let match?):
+            let announced = match.endpoint.address
+            if code != 229 {
+                // Whatever the server calls itself is of the inside network: masked wherever else it shows.
+                masker.learn(announced)
+            }
             if code == 227, !context.publicAddress.unmapped.isIPv4 {
                 outbox.append(.report(.pinholeUnavailable(reason: "the public address is IPv6, which 227 cannot carry")))
-                markHandled()
-                guard openReply == nil else { return false }
-                outbox.append(.forward(Self.reply("425 Use EPSV: this gateway's address cannot be written in a 227 "
-                    + "reply."), to: .client))
-                finishReply(code: code)
-                return true
+                return withdrawPassiveReply(code: code, isLast: isLast, reply: "425 Use EPSV: this gateway's address "
+                    + "cannot be written in a 227 reply.")
+            }
+            // RFC 2577 advises against data connections to privileged ports: a pinhole to the server's port 21,
+            // 22 or 25 would hand the client a second way into that service, from the gateway's address.
+            guard match.endpoint.port >= 1024 || configuration.allowPrivilegedPorts else {
+                outbox.append(.report(.passiveReplyRefused(line: line, reason: .privilegedPort(match.endpoint.port))))
+                return withdrawPassiveReply(code: code, isLast: isLast, reply: "425 Can't open passive connection: "
+                    + "the server named port \(match.endpoint.port), below 1024.")
             }
             // The data connection goes to the server the control connection goes to, whatever address it wrote:
             // a server may announce its public or a stale address, and obeying it would let a server steer the
             // gateway to any host.
-            let announced = match.endpoint.address
             if code != 229, !announced.isSameHost(as: context.server.address) {
                 outbox.append(.report(.announcedAddressIgnored(announced: announced, using: context.server.address)))
             }
@@ -376,7 +426,102 @@ public struct FTPSessionStateMachine: Sendable {
     }
 
     private mutating func markHandled() {
-        if openReply != nil { openReply?.handled = true }
+        openReply?.handled = true
+    }
+
+    /// The passive command gets no data channel from this reply. While the client has no line of the reply yet,
+    /// it gets `reply` (a 425) in its place and the server's further lines of it are dropped: returns true. Once a
+    /// multi-line reply is under way it cannot be replaced without breaking its framing: returns false, and the
+    /// line goes on with its address masked, which opens nothing.
+    private mutating func withdrawPassiveReply(code: Int, isLast: Bool, reply: String) -> Bool {
+        markHandled()
+        if openReply?.started == true { return false }
+        outbox.append(.forward(Self.reply(reply), to: .client))
+        if isLast {
+            finishReply(code: code)
+        } else {
+            openReply?.dropping = true
+        }
+        return true
+    }
+
+    // MARK: Writing replies
+
+    /// A server line as the gateway sends it, and what was done to it.
+    private struct Composed {
+        var line: ByteBuffer
+        /// Pieces of the inside network masked in it.
+        var masked: Int
+        /// Bytes of free text taken off its end to fit ``Configuration/maxLineLength``.
+        var removed: Int
+    }
+
+    /// Writes `line` with the bytes in `range` replaced by what `write` writes (the pinhole's address), everything
+    /// else of the inside network masked, and, when the result would be longer than the limit, the end of the free
+    /// text after the address cut (then the text before it, down to the reply code): RFC 959 4.2 makes the text
+    /// of a reply informational, what a client reads is the code and the address.
+    private mutating func compose(_ line: ByteBuffer, replacing range: Range<Int>?,
+                                  with write: (inout ByteBuffer) -> Void) -> Composed {
+        line.withUnsafeReadableBytes { bytes in
+            masker.learnForms(in: bytes)
+            var end = bytes.count
+            if end > 0, bytes[end - 1] == ASCII.lf { end -= 1 }
+            if end > 0, bytes[end - 1] == ASCII.cr { end -= 1 }
+            let replaced = range ?? end..<end
+            // One buffer, written once, on the usual path.
+            var out = ByteBuffer()
+            out.reserveCapacity(bytes.count + 16)
+            var masked = masker.append(UnsafeRawBufferPointer(rebasing: bytes[..<replaced.lowerBound]), to: &out)
+            let headEnd = out.writerIndex
+            write(&out)
+            let middleEnd = out.writerIndex
+            masked += masker.append(UnsafeRawBufferPointer(rebasing: bytes[replaced.upperBound..<end]), to: &out)
+            let terminator = bytes.count - end
+            let limit = configuration.maxLineLength
+            var removed = 0
+            if out.writerIndex + terminator > limit {
+                let tailEnd = Self.cut(out, by: out.writerIndex + terminator - limit, keeping: middleEnd)
+                removed += out.writerIndex - tailEnd
+                out.moveWriterIndex(to: tailEnd)
+            }
+            if out.writerIndex + terminator > limit {
+                // The text after the address is gone and it is still too long: cut the text before the address,
+                // keeping the reply code and its separator, and move the address down.
+                let keep = FTPReplyLine(bytes) != nil && bytes.count >= 4 ? 4 : 0
+                let middle = out.getSlice(at: headEnd, length: out.writerIndex - headEnd) ?? ByteBuffer()
+                out.moveWriterIndex(to: headEnd)
+                let headCut = Self.cut(out, by: out.writerIndex + middle.readableBytes + terminator - limit,
+                                       keeping: min(keep, headEnd))
+                removed += headEnd - headCut
+                out.moveWriterIndex(to: headCut)
+                out.writeImmutableBuffer(middle)
+            }
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[end...]))
+            return Composed(line: out, masked: masked, removed: removed)
+        }
+    }
+
+    /// Where `out` ends once `excess` bytes are cut off its end, never below `floor`. A word (or address, or
+    /// list of numbers) cut in the middle goes whole, so no fragment of one is left at the cut; a run longer than
+    /// the longest address form (LPRT's with IPv6, under 96 bytes) is just cut.
+    private static func cut(_ out: ByteBuffer, by excess: Int, keeping floor: Int) -> Int {
+        let end = max(floor, out.writerIndex - excess)
+        guard end < out.writerIndex else { return end }
+        func isWordByte(_ index: Int) -> Bool {
+            guard let byte = out.getInteger(at: index, as: UInt8.self) else { return false }
+            return ASCII.isDigit(byte) || ASCII.isLetter(byte) || byte == ASCII.dot || byte == ASCII.colon
+                || byte == ASCII.comma
+        }
+        guard isWordByte(end) else { return end }
+        var start = end
+        while start > floor, isWordByte(start - 1), end - start < 96 { start -= 1 }
+        return start == floor || !isWordByte(start - 1) ? start : end
+    }
+
+    private mutating func reportShortening(_ composed: Composed) {
+        guard composed.removed > 0 else { return }
+        outbox.append(.report(.shortened(line: composed.line, removed: composed.removed,
+                                         limit: configuration.maxLineLength)))
     }
 
     /// After a rewritten or replaced reply line: ends the reply if that line was its last.

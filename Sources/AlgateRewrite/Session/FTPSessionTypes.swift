@@ -20,6 +20,9 @@ public struct FTPSessionContext: Hashable, Sendable {
     public var publicAddress: IPAddress
     /// The gateway's own address on the server side, announced to the server in the rewritten PORT/EPRT/LPRT.
     public var insideAddress: IPAddress
+    /// Further addresses of the inside network that no reply may show the client, besides the server's and
+    /// ``insideAddress``: the gateway's address on the server connection when ``insideAddress`` is another one.
+    public var alsoInside: [IPAddress] = []
 
     public init(client: Endpoint, server: Endpoint, publicAddress: IPAddress, insideAddress: IPAddress) {
         self.client = client
@@ -54,11 +57,12 @@ public struct FTPPinholeRequest: Hashable, Sendable {
     }
 }
 
-/// Why a command from the client was refused instead of forwarded.
+/// Why a command from the client was refused instead of forwarded, or a passive reply from the server answered
+/// with a 425.
 public enum FTPRefusal: Hashable, Sendable {
     /// The command names another host than the control connection's client (the FTP bounce attack).
     case foreignAddress(named: IPAddress, peer: IPAddress)
-    /// A port below 1024.
+    /// A port below 1024 (without `allow-privileged-ports`).
     case privilegedPort(UInt16)
     /// The argument does not parse.
     case syntax(FTPParseError)
@@ -86,15 +90,24 @@ public enum FTPSessionEvent: Sendable {
     case refused(command: ByteBuffer, reason: FTPRefusal)
     /// A reply that should have carried an address did not (or carried a bad one).
     case malformedReply(line: ByteBuffer, reason: FTPParseError?)
-    /// A passive reply came while its command was not pending; it is forwarded untouched, no pinhole opens.
+    /// A passive reply came while its command was not pending; it is forwarded with its address masked
+    /// (``masked(original:masked:count:)``), no pinhole opens.
     case unsolicitedReply(code: Int)
+    /// A reply line carried an address form or an address of the inside network that no rewrite replaces; it
+    /// went on with each such piece masked (the public address, port 0): `count` pieces.
+    case masked(original: ByteBuffer, masked: ByteBuffer, count: Int)
+    /// A passive reply named a data port the gateway opens no pinhole to; the client got a 425 instead (or,
+    /// inside a multi-line reply already under way, the line with its address masked).
+    case passiveReplyRefused(line: ByteBuffer, reason: FTPRefusal)
+    /// A line the gateway sent lost `removed` bytes of its free text to stay within `limit` (max-line-length).
+    case shortened(line: ByteBuffer, removed: Int, limit: Int)
     /// The server announced another address than its own in a passive reply; the gateway connects to its own.
     case announcedAddressIgnored(announced: IPAddress, using: IPAddress)
     /// A passive reply was turned into a 425 because no pinhole could be opened.
     case pinholeUnavailable(reason: String)
     /// The session can no longer be read (AUTH TLS accepted): from now on bytes pass untouched.
     case passthrough(reason: String)
-    /// A line from the server that is not a reply at all; forwarded untouched.
+    /// A line from the server that is not a reply at all; forwarded (masked, like every reply line).
     case notAReply(line: ByteBuffer)
 }
 

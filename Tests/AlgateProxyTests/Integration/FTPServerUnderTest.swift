@@ -16,18 +16,19 @@ enum ServerKind: String, Sendable, CaseIterable, CustomTestStringConvertible {
 
     /// Starts this server on `address` (127.0.0.2 or ::1) in `scratch`, waits for its banner, runs `body`, and
     /// always stops it. On IPv4 it announces `announce` (127.0.0.3) in its 227 replies, an address nothing listens
-    /// on, so a client that is not rewritten fails.
+    /// on, so a client that is not rewritten fails. Its passive ports are `passivePorts` of the test blocks, or
+    /// exactly `passiveRange` when given.
     @discardableResult
     func with<T>(on address: String, announcing announce: String? = "127.0.0.3", in scratch: URL,
-                 passivePorts: Int = 100, _ body: (FTPServerUnderTest) async throws -> T) async throws -> T {
+                 passivePorts: Int = 100, passiveRange: ClosedRange<UInt16>? = nil,
+                 _ body: (FTPServerUnderTest) async throws -> T) async throws -> T {
         let server: FTPServerUnderTest
+        let ports = passiveRange ?? LoopbackPorts.block(passivePorts)
         switch self {
         case .vsftpd:
-            server = try VsftpdServer.start(on: address, announcing: announce, in: scratch,
-                                            passivePorts: LoopbackPorts.block(passivePorts))
+            server = try VsftpdServer.start(on: address, announcing: announce, in: scratch, passivePorts: ports)
         case .pyftpdlib:
-            server = try PyftpdlibServer.start(on: address, announcing: announce, in: scratch,
-                                               passivePorts: LoopbackPorts.block(passivePorts))
+            server = try PyftpdlibServer.start(on: address, announcing: announce, in: scratch, passivePorts: ports)
         }
         return try await withCleanup {
             try await RawFTPConnection.waitForBanner(server.endpoint, alive: { server.process.isRunning })

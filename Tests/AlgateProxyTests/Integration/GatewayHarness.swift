@@ -16,6 +16,8 @@ struct GatewayHarness: Sendable {
         var total = 1000
         var pinholeTimeout: Duration = .seconds(10)
         var idleTimeout: Duration?
+        var allowPrivilegedPorts = false
+        var maxLineLength: Int?
 
         init(pool: ClosedRange<UInt16>) {
             self.pool = pool
@@ -50,6 +52,8 @@ struct GatewayHarness: Sendable {
         configuration.publicAddress = options.publicAddress.flatMap(IPAddress.init)
         configuration.pinholeTimeout = options.pinholeTimeout
         if let idle = options.idleTimeout { configuration.idleTimeout = idle }
+        configuration.allowPrivilegedPorts = options.allowPrivilegedPorts
+        if let length = options.maxLineLength { configuration.maxLineLength = length }
         let listener = FTPListener(configuration: configuration, group: group, backend: backend, registry: registry,
                                    logger: logger)
         return try await withCleanup {

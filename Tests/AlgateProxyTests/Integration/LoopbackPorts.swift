@@ -80,6 +80,15 @@ enum LoopbackPorts {
         return range
     }
 
+    /// A port below 1024 that is free (the tests run as root, so servers may listen there): for a server's
+    /// passive port that a gateway must refuse to open a pinhole to.
+    static func privileged() throws -> UInt16 {
+        guard let port = (900...1000).lazy.map(UInt16.init).first(where: isFree) else {
+            throw PeerError("no free port in 900-1000")
+        }
+        return port
+    }
+
     /// Whether a TCP socket can bind `port` on the dual-stack wildcard, which conflicts with a socket on that
     /// port on any address.
     static func isFree(_ port: UInt16) -> Bool {
