@@ -2,7 +2,8 @@ import AlgateRewrite
 
 /// The replay itself, Sans-IO: frames in, a ``ReplayReport`` out.
 ///
-/// Each frame goes down the stack (link layer, IPv4/IPv6 with fragment reassembly and tunnels, TCP or UDP). TCP
+/// Each frame goes down the stack (link layer, IPv4/IPv6 with fragment reassembly, tunnels: IP-in-IP, GRE,
+/// ERSPAN, VXLAN, up to ``TunnelDecoder/maxDepth`` deep; TCP or UDP). TCP
 /// connections are reassembled while somebody may need their bytes: FTP control connections (port 21, or a
 /// responder whose first bytes are a `220` greeting) and SIP streams (port 5060/5061, or an initiator whose first
 /// line is a SIP start line) are interpreted; every other connection is only counted, as a possible data
@@ -141,12 +142,53 @@ public struct CaptureAnalyzer {
                 markUndecodable("UDP header truncated", frame: frame)
                 return
             }
+            if udp.destinationPort == TunnelDecoder.vxlanPort {
+                // The outer flow is the tunnel, not a flow of the capture's sessions: it is not counted as one.
+                decapsulate("VXLAN", TunnelDecoder.vxlan(udp.payload), frame: frame, time: time, depth: depth)
+                return
+            }
             handleUDP(udp, source: Endpoint(address: datagram.source.unmapped, port: udp.sourcePort),
                       destination: Endpoint(address: datagram.destination.unmapped, port: udp.destinationPort),
                       frame: frame, time: time)
-        case 4 where depth < 2, 41 where depth < 2:
-            handleIP(datagram.payload, frame: frame, time: time, depth: depth + 1)  // IPv4/IPv6 tunnelled in IP
+        case 4:
+            decapsulate("IPv4-in-IP", .ip(datagram.payload), frame: frame, time: time, depth: depth)
+        case 41:
+            decapsulate("IPv6-in-IP", .ip(datagram.payload), frame: frame, time: time, depth: depth)
+        case 47:
+            let (kind, inner) = TunnelDecoder.gre(datagram.payload)
+            decapsulate(kind, inner, frame: frame, time: time, depth: depth)
         default:
+            break
+        }
+    }
+
+    /// Goes on with the packet inside a tunnel header, counting it by kind; or counts (by reason) and reports a
+    /// tunnel that cannot be read past, so that it never just silently yields no flows.
+    private mutating func decapsulate(_ kind: String, _ inner: Decapsulated, frame: Int, time: Double, depth: Int) {
+        var notDecodable: String? = nil
+        if case .notDecodable(let reason) = inner { notDecodable = reason }
+        if depth >= TunnelDecoder.maxDepth {
+            notDecodable = "tunnels nested more than \(TunnelDecoder.maxDepth) deep"
+        }
+        if let notDecodable {
+            summary.notDecapsulated[notDecodable, default: 0] += 1
+            markUndecodable(notDecodable, frame: frame)
+            return
+        }
+        summary.decapsulated[kind, default: 0] += 1
+        switch inner {
+        case .ip(let packet):
+            handleIP(packet, frame: frame, time: time, depth: depth + 1)
+        case .ethernet(let bytes):
+            switch LinkLayerDecoder.networkPayload(bytes, linkType: .ethernet) {
+            case .notIP:
+                summary.nonIPFrames += 1
+            case .malformed(let reason):
+                markUndecodable("\(kind): inner \(reason)", frame: frame)
+            case .ip(let packet):
+                handleIP(packet, frame: frame, time: time, depth: depth + 1)
+            }
+        case .notDecodable:
             break
         }
     }
