@@ -11,10 +11,13 @@ struct ReplayCommand: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Replay the FTP and SIP control sessions of a capture through the gateway's engine.",
         discussion: """
-            FILE is a pcap or pcapng capture, optionally gzip-compressed (Ethernet with VLAN tags, Linux cooked \
-            SLL/SLL2, raw IP, BSD/OpenBSD loopback; IPv4 and IPv6, fragments reassembled; TCP reassembled). FTP \
-            control sessions are found on port 21 or by a 220 greeting, SIP on port 5060/5061 or by a SIP start \
-            line. Each session runs through the same engine the proxy uses, as if --side were behind NAT with \
+            FILE is a pcap or pcapng capture, optionally gzip-compressed, or - to read it from standard input \
+            (Ethernet with VLAN tags, Linux cooked SLL/SLL2, raw IP, BSD/OpenBSD loopback; IPv4 and IPv6, fragments \
+            reassembled; IP-in-IP, GRE, ERSPAN I/II/III and VXLAN (UDP 4789) tunnels decapsulated, what cannot be \
+            is listed among the problems; TCP reassembled). FTP control sessions are found on port 21 or by a 220 \
+            greeting, SIP on port 5060/5061 or by a SIP start line; a TCP connection captured without its \
+            handshake is SIP when either direction has a line that starts a SIP message, FTP when its lines are FTP \
+            commands one way and replies the other. Each session runs through the same engine the proxy uses, as if --side were behind NAT with \
             --public-address, and the report lists per session its messages, the rewrites (before and after), the \
             pinholes that would open, malformed or refused messages and what was done with them, and the data-flow \
             check: every data connection (FTP) or RTP/RTCP flow (SIP) of the capture should fall into a predicted \
@@ -32,7 +35,7 @@ struct ReplayCommand: AsyncParsableCommand {
             the differences, and the counts.
             """)
 
-    @Argument(help: "The capture file (pcap or pcapng, optionally gzip-compressed).")
+    @Argument(help: "The capture file (pcap or pcapng, optionally gzip-compressed); - for standard input.")
     var file: String
 
     @Option(help: "The public address of the side behind NAT.")
