@@ -567,6 +567,17 @@ public struct CaptureAnalyzer {
         if untrackedFlows > 0 {
             problems.append("\(untrackedFlows) packet(s) of flows past the limit of \(settings.maxFlows) not tracked")
         }
+        // A SIP-port connection captured mid-stream in which no SIP message ever started has no session to hold
+        // the complaint the proxy would have made: it goes here, so the skipped bytes are not silently lost.
+        for stream in sipStreams {
+            let connection = connections[stream.connectionID]
+            let skipped = stream.splitters.reduce(0) { $0 + $1.skippedBytes }
+            guard !connection.knowsInitiator, skipped > 0,
+                  existingSIPSession(.tcp, connection.initiator, connection.responder) == nil else { continue }
+            problems.append("TCP connection \(connection.initiator) <-> \(connection.responder) (frame "
+                + "\(connection.firstFrame), \(stream.detectedBy), captured without its handshake): no SIP message "
+                + "starts in its \(skipped) byte(s)")
+        }
         return ReplayReport(file: file, compressed: compressed, linkType: linkType.description, frames: frames,
                             side: settings.side.rawValue, publicAddress: "\(settings.publicAddress)",
                             sessions: sessions, capture: summary, problems: problems, truncated: truncation != nil)

@@ -91,6 +91,17 @@ import Testing
         #expect(report.capture.unrelatedFlows == 1)
     }
 
+    @Test func aSIPPortConnectionCapturedMidStreamWithNoSIPInItIsAProblem() throws {
+        let script = PacketScript()
+        let connection = script.connect(client: ("192.0.2.30", 40504), server: ("198.51.100.6", 5060))
+        script.send(connection, fromClient: true, "no SIP here\r\nnor here\r\n")
+        script.send(connection, fromClient: false, "nothing\r\n")
+        let report = try replayCrafted(PacketScript.frames(Array(script.packets.map(\.bytes).dropFirst(3))))
+        #expect(report.sessions.isEmpty)
+        #expect(report.problems == ["TCP connection 192.0.2.30:40504 <-> 198.51.100.6:5060 (frame 1, port 5060, "
+            + "captured without its handshake): no SIP message starts in its 32 byte(s)"], "\(report.problems)")
+    }
+
     /// The crafted FTP session on port 2121, its control connection captured from the packet holding `first` on.
     static func midStreamFTP(from first: String) throws -> [[UInt8]] {
         let script = CraftedSessions.ftp(serverPort: 2121)
