@@ -9,10 +9,10 @@ import AlgateRewrite
 /// interpreted. A connection the capture shows without its handshake is judged on what each direction holds:
 /// SIP when either has a line that starts a SIP message (the stream is then read from there), FTP when one side's
 /// first line is a reply and the other's are FTP commands. Every other connection is only counted, as a possible
-/// data connection. UDP flows on 5060/5061, or whose first datagram starts with a SIP start line, are SIP; the others are
-/// counted, and recognised as RTP/RTCP where they look like it. Each control session runs through the gateway's
-/// engine as it goes; ``finish(file:compressed:linkType:truncation:)`` ends the streams, checks every data
-/// connection and media flow against the pinholes the engine predicted, and writes the report.
+/// data connection. UDP flows on 5060/5061, or whose first datagram starts with a SIP start line, are SIP; the
+/// others are counted, and recognised as RTP/RTCP where they look like it. Each control session runs through the
+/// gateway's engine as it goes; ``finish(file:compressed:linkType:truncation:)`` ends the streams, checks every
+/// data connection and media flow against the pinholes the engine predicted, and writes the report.
 public struct CaptureAnalyzer {
     /// Who is behind NAT, the public address, and the limits.
     public let settings: ReplaySettings

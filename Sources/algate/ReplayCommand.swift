@@ -17,11 +17,11 @@ struct ReplayCommand: AsyncParsableCommand {
             is listed among the problems; TCP reassembled). FTP control sessions are found on port 21 or by a 220 \
             greeting, SIP on port 5060/5061 or by a SIP start line; a TCP connection captured without its \
             handshake is SIP when either direction has a line that starts a SIP message, FTP when its lines are FTP \
-            commands one way and replies the other. Each session runs through the same engine the proxy uses, as if --side were behind NAT with \
-            --public-address, and the report lists per session its messages, the rewrites (before and after), the \
-            pinholes that would open, malformed or refused messages and what was done with them, and the data-flow \
-            check: every data connection (FTP) or RTP/RTCP flow (SIP) of the capture should fall into a predicted \
-            pinhole. Exit status: 0 when the capture was replayed (also when it holds no FTP or SIP, or is \
+            commands one way and replies the other. Each session runs through the same engine the proxy uses, \
+            as if --side were behind NAT with --public-address, and the report lists per session its messages, the \
+            rewrites (before and after), the pinholes that would open, malformed or refused messages and what was \
+            done with them, and the data-flow check: every data connection (FTP) or RTP/RTCP flow (SIP) of the \
+            capture should fall into a predicted pinhole. Exit status: 0 when the capture was replayed (also when it holds no FTP or SIP, or is \
             truncated: the report says so), 2 when FILE is not a readable capture or an option is wrong. With \
             --live, each session is then also played through a gateway started in this process on loopback: the \
             capture's client side against it, a stand-in server answering in the captured order (addresses, \

@@ -15,7 +15,8 @@ enum ReplayFixtures {
     /// What `Scripts/record` records; every one of them must be checked in.
     static let names = [
         "ftp-pasv-ipv4", "ftp-port-ipv4", "ftp-epsv-ipv6", "ftp-eprt-ipv6",
-        "sip-udp-rtp", "sip-tcp-rtp", "sip-register", "sip-inbound-call", "sip-tcp-vxlan", "sip-tcp-vxlan-midstream",
+        "sip-udp-rtp", "sip-tcp-rtp", "sip-register", "sip-inbound-call",
+        "sip-tcp-vxlan", "sip-tcp-vxlan-midstream",
     ]
 
     static func capture(_ name: String) -> String { directory.appendingPathComponent("\(name).pcap").path }

@@ -27,7 +27,8 @@ import Testing
                 return Packet.ip("10.9.0.1", "10.9.0.2", 47,
                                  Packet.gre(protocolType: innerType, inner, checksum: true, key: 77, sequence: 5))
             case .greOverIPv6:
-                return Packet.ip("2001:db8:9::1", "2001:db8:9::2", 47, Packet.gre(protocolType: innerType, inner, key: 1))
+                return Packet.ip("2001:db8:9::1", "2001:db8:9::2", 47,
+                                 Packet.gre(protocolType: innerType, inner, key: 1))
             case .greTransparentEthernet:
                 return Packet.ip("10.9.0.1", "10.9.0.2", 47, Packet.gre(protocolType: 0x6558, frame, key: 9))
             case .erspanTypeI:
@@ -49,7 +50,8 @@ import Testing
             case .ipInIP:
                 return Packet.ip("10.9.0.1", "10.9.0.2", inner[0] >> 4 == 6 ? 41 : 4, inner)
             case .vxlanInGREInIPv6InIPv4:
-                let vxlan = Packet.ip("10.8.0.1", "10.8.0.2", 17, Packet.udp(50_000, 4789, payload: Packet.vxlan(frame)))
+                let vxlan = Packet.ip("10.8.0.1", "10.8.0.2", 17,
+                                      Packet.udp(50_000, 4789, payload: Packet.vxlan(frame)))
                 let gre = Packet.ip("2001:db8:9::1", "2001:db8:9::2", 47, Packet.gre(protocolType: 0x0800, vxlan))
                 return Packet.ip("10.9.0.1", "10.9.0.2", 41, gre)
             }
