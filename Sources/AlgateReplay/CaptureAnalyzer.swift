@@ -2,14 +2,17 @@ import AlgateRewrite
 
 /// The replay itself, Sans-IO: frames in, a ``ReplayReport`` out.
 ///
-/// Each frame goes down the stack (link layer, IPv4/IPv6 with fragment reassembly and tunnels, TCP or UDP). TCP
-/// connections are reassembled while somebody may need their bytes: FTP control connections (port 21, or a
-/// responder whose first bytes are a `220` greeting) and SIP streams (port 5060/5061, or an initiator whose first
-/// line is a SIP start line) are interpreted; every other connection is only counted, as a possible data
-/// connection. UDP flows on 5060/5061, or whose first datagram starts with a SIP start line, are SIP; the others are
-/// counted, and recognised as RTP/RTCP where they look like it. Each control session runs through the gateway's
-/// engine as it goes; ``finish(file:compressed:linkType:truncation:)`` ends the streams, checks every data
-/// connection and media flow against the pinholes the engine predicted, and writes the report.
+/// Each frame goes down the stack (link layer, IPv4/IPv6 with fragment reassembly, tunnels: IP-in-IP, GRE,
+/// ERSPAN, VXLAN, up to ``TunnelDecoder/maxDepth`` deep; TCP or UDP). TCP connections are reassembled while
+/// somebody may need their bytes: FTP control connections (port 21, or a responder whose first bytes are a `220`
+/// greeting) and SIP streams (port 5060/5061, or an initiator whose first line is a SIP start line) are
+/// interpreted. A connection the capture shows without its handshake is judged on what each direction holds:
+/// SIP when either has a line that starts a SIP message (the stream is then read from there), FTP when one side's
+/// first line is a reply and the other's are FTP commands. Every other connection is only counted, as a possible
+/// data connection. UDP flows on 5060/5061, or whose first datagram starts with a SIP start line, are SIP; the
+/// others are counted, and recognised as RTP/RTCP where they look like it. Each control session runs through the
+/// gateway's engine as it goes; ``finish(file:compressed:linkType:truncation:)`` ends the streams, checks every
+/// data connection and media flow against the pinholes the engine predicted, and writes the report.
 public struct CaptureAnalyzer {
     /// Who is behind NAT, the public address, and the limits.
     public let settings: ReplaySettings
@@ -19,6 +22,8 @@ public struct CaptureAnalyzer {
         var heldBytes = 0
         var prefixes: [[UInt8]] = [[], []]
         var firstData: TCPDirection?
+        /// No SYN was seen: either direction may start anywhere, and either side may be the client.
+        var midStream = false
     }
 
     private enum ConnectionRole {
@@ -141,12 +146,53 @@ public struct CaptureAnalyzer {
                 markUndecodable("UDP header truncated", frame: frame)
                 return
             }
+            if udp.destinationPort == TunnelDecoder.vxlanPort {
+                // The outer flow is the tunnel, not a flow of the capture's sessions: it is not counted as one.
+                decapsulate("VXLAN", TunnelDecoder.vxlan(udp.payload), frame: frame, time: time, depth: depth)
+                return
+            }
             handleUDP(udp, source: Endpoint(address: datagram.source.unmapped, port: udp.sourcePort),
                       destination: Endpoint(address: datagram.destination.unmapped, port: udp.destinationPort),
                       frame: frame, time: time)
-        case 4 where depth < 2, 41 where depth < 2:
-            handleIP(datagram.payload, frame: frame, time: time, depth: depth + 1)  // IPv4/IPv6 tunnelled in IP
+        case 4:
+            decapsulate("IPv4-in-IP", .ip(datagram.payload), frame: frame, time: time, depth: depth)
+        case 41:
+            decapsulate("IPv6-in-IP", .ip(datagram.payload), frame: frame, time: time, depth: depth)
+        case 47:
+            let (kind, inner) = TunnelDecoder.gre(datagram.payload)
+            decapsulate(kind, inner, frame: frame, time: time, depth: depth)
         default:
+            break
+        }
+    }
+
+    /// Goes on with the packet inside a tunnel header, counting it by kind; or counts (by reason) and reports a
+    /// tunnel that cannot be read past, so that it never just silently yields no flows.
+    private mutating func decapsulate(_ kind: String, _ inner: Decapsulated, frame: Int, time: Double, depth: Int) {
+        var notDecodable: String? = nil
+        if case .notDecodable(let reason) = inner { notDecodable = reason }
+        if depth >= TunnelDecoder.maxDepth {
+            notDecodable = "tunnels nested more than \(TunnelDecoder.maxDepth) deep"
+        }
+        if let notDecodable {
+            summary.notDecapsulated[notDecodable, default: 0] += 1
+            markUndecodable(notDecodable, frame: frame)
+            return
+        }
+        summary.decapsulated[kind, default: 0] += 1
+        switch inner {
+        case .ip(let packet):
+            handleIP(packet, frame: frame, time: time, depth: depth + 1)
+        case .ethernet(let bytes):
+            switch LinkLayerDecoder.networkPayload(bytes, linkType: .ethernet) {
+            case .notIP:
+                summary.nonIPFrames += 1
+            case .malformed(let reason):
+                markUndecodable("\(kind): inner \(reason)", frame: frame)
+            case .ip(let packet):
+                handleIP(packet, frame: frame, time: time, depth: depth + 1)
+            }
+        case .notDecodable:
             break
         }
     }
@@ -202,10 +248,8 @@ public struct CaptureAnalyzer {
             role = startFTP(id, clientDirection: .fromInitiator, detectedBy: "port 21")
         } else if ProtocolDetector.sipPorts.contains(responder.port) {
             role = startSIPStream(id, detectedBy: "port \(responder.port)")
-        } else if connections[id].knowsInitiator {
-            role = .undecided(PendingClassification())
         } else {
-            role = .other
+            role = .undecided(PendingClassification(midStream: !connections[id].knowsInitiator))
         }
         roles[id] = role
         if case .other = role { connections[id].stopInterpreting() }
@@ -230,9 +274,10 @@ public struct CaptureAnalyzer {
     }
 
     private mutating func startSIPStream(_ id: Int, detectedBy: String) -> ConnectionRole {
-        sipStreams.append(SIPStreamState(connectionID: id, detectedBy: detectedBy,
-                                         splitters: [SIPStreamSplitter(limits: settings.sipLimits),
-                                                     SIPStreamSplitter(limits: settings.sipLimits)]))
+        // Without the handshake, neither direction is known to start at a message boundary.
+        let resynchronizes = !connections[id].knowsInitiator
+        let splitter = SIPStreamSplitter(limits: settings.sipLimits, resynchronizes: resynchronizes)
+        sipStreams.append(SIPStreamState(connectionID: id, detectedBy: detectedBy, splitters: [splitter, splitter]))
         return .sipStream(sipStreams.count - 1)
     }
 
@@ -271,22 +316,26 @@ public struct CaptureAnalyzer {
             return true
         }
         var role: ConnectionRole? = nil
-        switch pending.firstData {
-        case nil:
-            if ended { role = .other }
-        case .fromResponder?:
-            switch ProtocolDetector.isFTPGreeting(pending.prefixes[1]) {
-            case true?: role = startFTP(id, clientDirection: .fromInitiator, detectedBy: "content (220 greeting)")
-            case false?: role = .other
-            case nil: if ended { role = .other }
-            }
-        case .fromInitiator?:
-            let prefix = pending.prefixes[0]
-            if let line = ProtocolDetector.firstLine(prefix) {
-                role = ProtocolDetector.isSIPStartLine(line)
-                    ? startSIPStream(id, detectedBy: "content (SIP start line)") : .other
-            } else if ended || prefix.count >= 8192 || pending.heldBytes > settings.maxTCPBufferedBytes {
-                role = .other
+        if pending.midStream {
+            role = classifyMidStream(id, pending, ended: ended)
+        } else {
+            switch pending.firstData {
+            case nil:
+                if ended { role = .other }
+            case .fromResponder?:
+                switch ProtocolDetector.isFTPGreeting(pending.prefixes[1]) {
+                case true?: role = startFTP(id, clientDirection: .fromInitiator, detectedBy: "content (220 greeting)")
+                case false?: role = .other
+                case nil: if ended { role = .other }
+                }
+            case .fromInitiator?:
+                let prefix = pending.prefixes[0]
+                if let line = ProtocolDetector.firstLine(prefix) {
+                    role = ProtocolDetector.isSIPStartLine(line)
+                        ? startSIPStream(id, detectedBy: "content (SIP start line)") : .other
+                } else if ended || prefix.count >= 8192 || pending.heldBytes > settings.maxTCPBufferedBytes {
+                    role = .other
+                }
             }
         }
         if role == nil, pending.heldBytes > settings.maxTCPBufferedBytes { role = .other }
@@ -297,6 +346,27 @@ public struct CaptureAnalyzer {
             return
         }
         route(pending.held, connection: id)
+    }
+
+    /// A connection first seen after its handshake: SIP when either direction holds the start of a SIP message
+    /// (possibly after the rest of one), FTP when one side's first line is a reply and the other side's lines are
+    /// FTP commands (one that only FTP has among them); nothing when a direction's first 8 KiB hold neither, or
+    /// the connection ended first.
+    private mutating func classifyMidStream(_ id: Int, _ pending: PendingClassification,
+                                            ended: Bool) -> ConnectionRole? {
+        let prefixes = pending.prefixes
+        if prefixes.contains(where: ProtocolDetector.containsSIPMessageStart) {
+            return startSIPStream(id, detectedBy: "content (SIP start line, mid-stream)")
+        }
+        for (replies, commands) in [(TCPDirection.fromResponder, TCPDirection.fromInitiator),
+                                    (.fromInitiator, .fromResponder)] {
+            guard let reply = ProtocolDetector.firstLine(prefixes[replies.rawValue]),
+                  ProtocolDetector.isFTPReplyLine(reply),
+                  ProtocolDetector.looksLikeFTPCommands(prefixes[commands.rawValue]) == true else { continue }
+            return startFTP(id, clientDirection: commands, detectedBy: "content (FTP commands and replies, mid-stream)")
+        }
+        if ended || prefixes.contains(where: { $0.count >= 8192 }) { return .other }
+        return nil
     }
 
     // MARK: SIP over TCP
@@ -463,6 +533,9 @@ public struct CaptureAnalyzer {
         for stream in sipStreams {
             let connection = connections[stream.connectionID]
             if let session = existingSIPSession(.tcp, connection.initiator, connection.responder) {
+                if !connection.knowsInitiator {
+                    sipSessions[session].report.notes.append(Self.resynchronizationNote(stream, connection))
+                }
                 sipSessions[session].report.notes.append(contentsOf: Self.streamNotes(connection))
             }
         }
@@ -494,9 +567,30 @@ public struct CaptureAnalyzer {
         if untrackedFlows > 0 {
             problems.append("\(untrackedFlows) packet(s) of flows past the limit of \(settings.maxFlows) not tracked")
         }
+        // A SIP-port connection captured mid-stream in which no SIP message ever started has no session to hold
+        // the complaint the proxy would have made: it goes here, so the skipped bytes are not silently lost.
+        for stream in sipStreams {
+            let connection = connections[stream.connectionID]
+            let skipped = stream.splitters.reduce(0) { $0 + $1.skippedBytes }
+            guard !connection.knowsInitiator, skipped > 0,
+                  existingSIPSession(.tcp, connection.initiator, connection.responder) == nil else { continue }
+            problems.append("TCP connection \(connection.initiator) <-> \(connection.responder) (frame "
+                + "\(connection.firstFrame), \(stream.detectedBy), captured without its handshake): no SIP message "
+                + "starts in its \(skipped) byte(s)")
+        }
         return ReplayReport(file: file, compressed: compressed, linkType: linkType.description, frames: frames,
                             side: settings.side.rawValue, publicAddress: "\(settings.publicAddress)",
                             sessions: sessions, capture: summary, problems: problems, truncated: truncation != nil)
+    }
+
+    private static func resynchronizationNote(_ stream: SIPStreamState, _ connection: TCPConnection) -> String {
+        let skipped = [TCPDirection.fromInitiator, .fromResponder].compactMap { direction -> String? in
+            let bytes = stream.splitters[direction.rawValue].skippedBytes
+            let who = direction == .fromInitiator ? connection.initiator : connection.responder
+            return bytes > 0 ? "\(bytes) byte(s) from \(who)" : nil
+        }
+        return "the capture starts after the TCP connection did: each direction is read from its first SIP start "
+            + "line" + (skipped.isEmpty ? "" : " (skipped before it: " + skipped.joined(separator: ", ") + ")")
     }
 
     private static func streamNotes(_ connection: TCPConnection) -> [String] {

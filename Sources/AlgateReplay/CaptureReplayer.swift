@@ -1,8 +1,8 @@
 /// Replays a capture file: reads it with ``CaptureReader`` and runs every frame through ``CaptureAnalyzer``.
 public enum CaptureReplayer {
-    /// Replays the capture at `path`. Throws ``CaptureError`` when the file cannot be opened, is not a capture, or
-    /// its compression is corrupt; a file that ends inside a record is replayed up to there and reported as
-    /// truncated (``ReplayReport/truncated``).
+    /// Replays the capture at `path` (``CaptureReader/standardInput``, `-`: the one on standard input). Throws
+    /// ``CaptureError`` when the file cannot be opened, is not a capture, or its compression is corrupt; a file
+    /// that ends inside a record is replayed up to there and reported as truncated (``ReplayReport/truncated``).
     public static func replay(path: String, settings: ReplaySettings) throws(CaptureError) -> ReplayReport {
         let reader = try CaptureReader(path: path)
         var analyzer = CaptureAnalyzer(settings: settings)
@@ -19,7 +19,7 @@ public enum CaptureReplayer {
         if let problem = reader.decompressionProblem {
             truncation = [problem, truncation].compactMap { $0 }.joined(separator: "; ")
         }
-        return analyzer.finish(file: path, compressed: reader.wasCompressed, linkType: reader.linkType,
+        return analyzer.finish(file: reader.displayName, compressed: reader.wasCompressed, linkType: reader.linkType,
                                truncation: truncation)
     }
 }

@@ -11,28 +11,30 @@ struct ReplayCommand: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Replay the FTP and SIP control sessions of a capture through the gateway's engine.",
         discussion: """
-            FILE is a pcap or pcapng capture, optionally gzip-compressed (Ethernet with VLAN tags, Linux cooked \
-            SLL/SLL2, raw IP, BSD/OpenBSD loopback; IPv4 and IPv6, fragments reassembled; TCP reassembled). FTP \
-            control sessions are found on port 21 or by a 220 greeting, SIP on port 5060/5061 or by a SIP start \
-            line. Each session runs through the same engine the proxy uses, as if --side were behind NAT with \
-            --public-address, and the report lists per session its messages, the rewrites (before and after), the \
-            pinholes that would open, malformed or refused messages and what was done with them, and the data-flow \
-            check: every data connection (FTP) or RTP/RTCP flow (SIP) of the capture should fall into a predicted \
-            pinhole. Exit status: 0 when the capture was replayed (also when it holds no FTP or SIP, or is \
-            truncated: the report says so), 2 when FILE is not a readable capture or an option is wrong. With \
-            --live, each session is then also played through a gateway started in this process on loopback: the \
-            capture's client side against it, a stand-in server answering in the captured order (addresses, \
-            PORT/EPRT and 227/229, SIP Via, Contact and SDP c=/m= made to fit the live run), FTP data connections \
-            and SIP RTP (both ways) carried through the pinholes and media relays; the live run must deliver every \
-            message, rewrite the same ones, open as many pinholes or media relays and carry every covered data \
-            connection (FTP) and every media relay whose both ends are known (SIP) intact, else the exit status is \
-            1 (IPv6 SIP sessions are played on IPv4 loopback, their addresses substituted). Sessions with refused \
-            or malformed messages are listed as skipped by --live. \
-            With --json too, the report gets a "live" list: per session its result (matches, differs, skipped), \
-            the differences, and the counts.
+            FILE is a pcap or pcapng capture, optionally gzip-compressed, or - to read it from standard input \
+            (Ethernet with VLAN tags, Linux cooked SLL/SLL2, raw IP, BSD/OpenBSD loopback; IPv4 and IPv6, fragments \
+            reassembled; IP-in-IP, GRE, ERSPAN I/II/III and VXLAN (UDP 4789) tunnels decapsulated, what cannot be is \
+            listed among the problems; TCP reassembled). FTP control sessions are found on port 21 or by a 220 \
+            greeting, SIP on port 5060/5061 or by a SIP start line; a TCP connection captured without its handshake \
+            is SIP when either direction has a line that starts a SIP message, FTP when its lines are FTP commands \
+            one way and replies the other. Each session runs through the same engine the proxy uses, as if --side \
+            were behind NAT with --public-address, and the report lists per session its messages, the rewrites \
+            (before and after), the pinholes that would open, malformed or refused messages and what was done with \
+            them, and the data-flow check: every data connection (FTP) or RTP/RTCP flow (SIP) of the capture should \
+            fall into a predicted pinhole. Exit status: 0 when the capture was replayed (also when it holds no FTP or \
+            SIP, or is truncated: the report says so), 2 when FILE is not a readable capture or an option is wrong. \
+            With --live, each session is then also played through a gateway started in this process on loopback: the \
+            capture's client side against it, a stand-in server answering in the captured order (addresses, PORT/EPRT \
+            and 227/229, SIP Via, Contact and SDP c=/m= made to fit the live run), FTP data connections and SIP RTP \
+            (both ways) carried through the pinholes and media relays; the live run must deliver every message, \
+            rewrite the same ones, open as many pinholes or media relays and carry every covered data connection \
+            (FTP) and every media relay whose both ends are known (SIP) intact, else the exit status is 1 (IPv6 SIP \
+            sessions are played on IPv4 loopback, their addresses substituted). Sessions with refused or malformed \
+            messages are listed as skipped by --live. With --json too, the report gets a "live" list: per session its \
+            result (matches, differs, skipped), the differences, and the counts.
             """)
 
-    @Argument(help: "The capture file (pcap or pcapng, optionally gzip-compressed).")
+    @Argument(help: "The capture file (pcap or pcapng, optionally gzip-compressed); - for standard input.")
     var file: String
 
     @Option(help: "The public address of the side behind NAT.")

@@ -78,6 +78,61 @@ enum Packet {
         }
     }
 
+    /// The Internet checksum (RFC 1071) of `bytes`.
+    static func internetChecksum(_ bytes: [UInt8]) -> Int {
+        var sum = 0
+        for index in stride(from: 0, to: bytes.count, by: 2) {
+            sum += Int(bytes[index]) << 8 | (index + 1 < bytes.count ? Int(bytes[index + 1]) : 0)
+        }
+        while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+        return ~sum & 0xffff
+    }
+
+    /// A GRE packet (RFC 2784, the key and sequence number of RFC 2890): `version` 1 is PPTP's enhanced GRE.
+    static func gre(protocolType: Int, _ payload: [UInt8], checksum: Bool = false, key: UInt32? = nil,
+                    sequence: UInt32? = nil, version: Int = 0) -> [UInt8] {
+        var flags = version
+        if checksum { flags |= 0x8000 }
+        if key != nil { flags |= 0x2000 }
+        if sequence != nil { flags |= 0x1000 }
+        var header = be16(flags) + be16(protocolType)
+        if checksum { header += [0, 0, 0, 0] }
+        if let key { header += be32(key) }
+        if let sequence { header += be32(sequence) }
+        var packet = header + payload
+        if checksum {
+            let sum = be16(internetChecksum(packet))
+            packet[4] = sum[0]
+            packet[5] = sum[1]
+        }
+        return packet
+    }
+
+    /// An ERSPAN type II header (version 1, VLAN, session ID, index) before a mirrored Ethernet frame.
+    static func erspanII(_ frame: [UInt8], session: Int = 7, vlan: Int = 100) -> [UInt8] {
+        be16(0x1000 | vlan) + be16(session) + be32(42) + frame
+    }
+
+    /// An ERSPAN type III header (version 2, frame type `frameType`), with the 8-byte platform-specific subheader
+    /// when `platform`, before the mirrored frame.
+    static func erspanIII(_ frame: [UInt8], frameType: Int = 0, platform: Bool = false) -> [UInt8] {
+        let header = be16(0x2000 | 100) + be16(7) + be32(123_456_789) + be16(0)
+            + [UInt8(frameType << 2), 0x10 | (platform ? 1 : 0)]  // FT; hardware ID 1, O when a subheader follows
+        return header + (platform ? [0x0c, 0, 0, 0] + be32(0xdead_beef) : []) + frame
+    }
+
+    /// A VXLAN header (I flag, `vni`) before an Ethernet frame (RFC 7348).
+    static func vxlan(_ frame: [UInt8], vni: Int = 4242, flags: UInt8 = 0x08) -> [UInt8] {
+        [flags, 0, 0, 0, UInt8(vni >> 16 & 0xff), UInt8(vni >> 8 & 0xff), UInt8(vni & 0xff), 0] + frame
+    }
+
+    /// An outer IP packet (IPv4 or IPv6 by the addresses) carrying `payload` as protocol `protocolNumber`.
+    static func ip(_ source: String, _ destination: String, _ protocolNumber: UInt8, _ payload: [UInt8]) -> [UInt8] {
+        source.contains(":")
+            ? ipv6(source, destination, nextHeader: protocolNumber, payload: payload)
+            : ipv4(source, destination, protocolNumber: protocolNumber, payload: payload)
+    }
+
     static func ethernet(_ ip: [UInt8], vlans: [Int] = []) -> [UInt8] {
         var frame: [UInt8] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
         for vlan in vlans { frame += [0x81, 0x00] + be16(vlan) }

@@ -16,6 +16,7 @@ enum ReplayFixtures {
     static let names = [
         "ftp-pasv-ipv4", "ftp-port-ipv4", "ftp-epsv-ipv6", "ftp-eprt-ipv6",
         "sip-udp-rtp", "sip-tcp-rtp", "sip-register", "sip-inbound-call",
+        "sip-tcp-vxlan", "sip-tcp-vxlan-midstream",
     ]
 
     static func capture(_ name: String) -> String { directory.appendingPathComponent("\(name).pcap").path }
@@ -132,8 +133,12 @@ struct FixtureReplayTests {
         #expect(try summary("ftp-eprt-ipv6").sessions.allSatisfy { $0.client.hasPrefix("[::1]") })
         #expect(try summary("sip-udp-rtp").sessions.map(\.transport) == ["udp"])
         #expect(try summary("sip-tcp-rtp").sessions.map(\.transport) == ["tcp"])
-        for name in ["sip-udp-rtp", "sip-tcp-rtp", "sip-register", "sip-inbound-call"] {
+        for name in ["sip-udp-rtp", "sip-tcp-rtp", "sip-register", "sip-inbound-call", "sip-tcp-vxlan",
+                     "sip-tcp-vxlan-midstream"] {
             #expect(try summary(name).sessions.allSatisfy { $0.protocol == "sip" }, "\(name)")
+        }
+        for name in ["sip-tcp-vxlan", "sip-tcp-vxlan-midstream"] {
+            #expect(try summary(name).sessions.map(\.server) == ["10.97.0.2:5090"], "\(name)")
         }
         #expect(try summary("sip-inbound-call").sessions.contains { $0.pinholes >= 1 && $0.dataFlows.covered >= 1 })
     }
@@ -156,7 +161,8 @@ struct FixtureReplayTests {
     /// ways through every one of them.
     @Test("algate replay --live of a SIP fixture matches the offline replay and carries every media flow",
           .enabled(if: AlgateBinary.url != nil, "the algate binary is not built next to the tests"),
-          arguments: ["sip-udp-rtp", "sip-tcp-rtp", "sip-register", "sip-inbound-call"])
+          arguments: ["sip-udp-rtp", "sip-tcp-rtp", "sip-register", "sip-inbound-call", "sip-tcp-vxlan",
+                      "sip-tcp-vxlan-midstream"])
     func liveSIP(_ name: String) throws {
         let expected = try ReplayFixtures.expected(name)
         let run = try Self.algate(["replay", ReplayFixtures.capture(name), "--live"])
@@ -203,5 +209,22 @@ struct FixtureReplayTests {
         #expect(process.terminationStatus == 0)
         let report = try JSONDecoder().decode(ReplayReport.self, from: data)
         #expect(FixtureSummary(report) == (try ReplayFixtures.expected(name)))
+    }
+
+    /// A real kernel VXLAN tunnel (Scripts/record): every frame is opened, the ARP inside it is no IP, and the SIP
+    /// on port 5090 is found by its start line; without the handshake, by content mid-stream.
+    @Test func theVXLANFixturesAreOpenedAndTheirSIPFoundOnPort5090() throws {
+        let settings = ReplaySettings()
+        let whole = try CaptureReplayer.replay(path: ReplayFixtures.capture("sip-tcp-vxlan"), settings: settings)
+        #expect(whole.capture.decapsulated == ["VXLAN": whole.frames])
+        #expect(whole.capture.nonIPFrames >= 2, "ARP inside the tunnel")
+        #expect(whole.sessions.map(\.detectedBy) == ["content (SIP start line)"])
+        let cut = try CaptureReplayer.replay(path: ReplayFixtures.capture("sip-tcp-vxlan-midstream"),
+                                             settings: settings)
+        #expect(cut.frames == whole.frames - 2, "the SYN and SYN-ACK are deleted")
+        #expect(cut.sessions.map(\.detectedBy) == ["content (SIP start line, mid-stream)"])
+        #expect(cut.sessions.first?.messages.first?.text.hasPrefix("INVITE sip:service@10.97.0.2:5090") == true)
+        #expect(Digest(cut).sessions.map { $0.replacingOccurrences(of: ", mid-stream", with: "") }
+                == Digest(whole).sessions)
     }
 }

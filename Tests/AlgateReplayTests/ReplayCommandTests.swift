@@ -14,11 +14,19 @@ enum AlgateBinary {
 @Suite(.enabled(if: AlgateBinary.url != nil, "the algate binary is not built next to the tests"))
 struct ReplayCommandTests {
 
-    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// Runs `algate replay ARGUMENTS`; with `input`, as `cat INPUT | algate replay ARGUMENTS` (through a pipe,
+    /// which cannot be rewound, by a shell, so an algate that exits early cannot kill the tests with SIGPIPE).
+    func run(_ arguments: [String], input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         let binary: URL = try #require(AlgateBinary.url)
-        process.executableURL = binary
-        process.arguments = ["replay"] + arguments
+        if let input {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", #"input=$1; shift; cat "$input" | "$0" replay "$@""#, binary.path, input]
+                + arguments
+        } else {
+            process.executableURL = binary
+            process.arguments = ["replay"] + arguments
+        }
         let stdout = Pipe(), stderr = Pipe()
         process.standardOutput = stdout
         process.standardError = stderr
@@ -72,5 +80,40 @@ struct ReplayCommandTests {
         #expect(live.stdout.contains("2 pinhole(s), 2 data connection(s) carried"), "\(live.stdout)")
         #expect(try run([ftp, "--side", "middle"]).status == 2)
         #expect(try run([ftp, "--public-address", "nowhere"]).status == 2)
+    }
+
+    /// `algate replay -` reads the capture from standard input and reports exactly what `algate replay FILE` does,
+    /// the name aside; gzip comes through too, and what is not a capture is refused as a file is.
+    @Test func aCaptureOnStandardInputReplaysAsTheFileDoes() throws {
+        for name in ["ftp-pasv-ipv4", "sip-tcp-rtp"] {
+            let path = ReplayFixtures.capture(name)
+            for arguments in [[String](), ["--json", "--side", "server"]] {
+                let file = try run([path] + arguments)
+                let piped = try run(["-"] + arguments, input: path)
+                #expect(file.status == 0 && piped.status == 0, "\(name): \(piped.stderr)")
+                #expect(piped.stderr.isEmpty, "\(piped.stderr)")
+                #expect(!piped.stdout.isEmpty)
+                let named = arguments.isEmpty ? "\(path):" : #""file" : "\#(path)""#
+                let stdinNamed = arguments.isEmpty ? "standard input:" : #""file" : "standard input""#
+                #expect(file.stdout.contains(named) && piped.stdout.contains(stdinNamed), "\(piped.stdout)")
+                // The SIP engine's branch and contact tokens are random in every run: masked.
+                #expect(Digest.masked(piped.stdout.replacingOccurrences(of: stdinNamed, with: named))
+                        == Digest.masked(file.stdout), "\(name) \(arguments)")
+            }
+        }
+        let gzip = try CaptureFile.write(GzipStored.wrap(CaptureFile.pcap(linkType: 1, frames:
+            CraftedSessions.ftpFrames())), suffix: ".pcap.gz")
+        defer { try? FileManager.default.removeItem(atPath: gzip) }
+        let compressed = try run(["-"], input: gzip)
+        #expect(compressed.status == 0, "\(compressed.stderr)")
+        #expect(compressed.stdout.hasPrefix("standard input: Ethernet (1), gzip, "), "\(compressed.stdout)")
+        #expect(compressed.stdout.contains("data flows: observed 2, predicted 2, covered 2"))
+
+        let text = try CaptureFile.write(Array("not a capture\n".utf8), suffix: ".txt")
+        defer { try? FileManager.default.removeItem(atPath: text) }
+        let refused = try run(["-"], input: text)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("standard input: not a pcap or pcapng capture"), "\(refused.stderr)")
+        #expect(refused.stdout.isEmpty)
     }
 }

@@ -128,7 +128,7 @@ import Testing
         #expect(session.pinholes.count == 1)
     }
 
-    @Test func sipIsFoundByContentOnOtherPortsButNeverMidStream() throws {
+    @Test func sipIsFoundByContentOnOtherPorts() throws {
         let pbx = ("198.51.100.6", 5080)
         let udp = try replayCrafted(PacketScript.frames(Self.call(pbx: pbx, caller: ("192.0.2.20", 6000))))
         #expect(udp.sessions.first?.detectedBy == "content (SIP start line)")

@@ -8,6 +8,8 @@ public enum CaptureError: Error, Hashable, Sendable, CustomStringConvertible {
     case badCompression(path: String, reason: String)
     /// The file ends in the middle of a record; every frame before it was read.
     case truncated(path: String, afterFrame: Int, reason: String)
+    /// Standard input held more than the limit its copy may take (the limit in bytes).
+    case tooLarge(path: String, limit: Int)
 
     /// One line for people, naming the file.
     public var description: String {
@@ -17,6 +19,8 @@ public enum CaptureError: Error, Hashable, Sendable, CustomStringConvertible {
         case .badCompression(let path, let reason): return "\(path): \(reason)"
         case .truncated(let path, let frame, let reason):
             return "\(path): capture is truncated after frame \(frame) (\(reason))"
+        case .tooLarge(let path, let limit):
+            return "\(path): more than \(limit) bytes, the most a capture read from standard input may hold"
         }
     }
 }

@@ -12,11 +12,20 @@ import Darwin
 /// (pure Swift, no zlib, no `gzip` process) into an anonymous temporary file (`tmpfile(3)`, gone when closed) that
 /// libpcap then reads with `pcap_fopen_offline_with_tstamp_precision`. Memory stays bounded whatever the size.
 ///
+/// The path ``standardInput`` (`-`) reads the capture from standard input. A pipe cannot be rewound after its
+/// first bytes were looked at (gzip or not), so it is first copied into an anonymous temporary file, up to
+/// `maxStandardInputBytes` (8 GiB by default; more is ``CaptureError/tooLarge(path:limit:)``), and read from there
+/// like a file: disk, not memory, holds it.
+///
 /// This is the only part of the replay that does I/O; everything after it takes ``CapturedFrame`` values. Not
 /// thread-safe: one reader, one thread.
 public final class CaptureReader {
-    /// The file being read.
+    /// The path that means standard input.
+    public static let standardInput = "-"
+    /// The file being read (``standardInput`` for standard input).
     public let path: String
+    /// The path for people: the path, or `standard input`.
+    public let displayName: String
     /// The link type of the capture's (first) interface.
     public let linkType: LinkType
     /// Whether the file was gzip-compressed.
@@ -29,11 +38,27 @@ public final class CaptureReader {
 
     private let handle: OpaquePointer
 
-    /// Opens `path`; throws ``CaptureError`` when it cannot be opened, is not a capture, or its gzip is corrupt.
-    public init(path: String, maxDecompressedBytes: Int = 8 << 30) throws(CaptureError) {
+    /// Opens `path` (``standardInput``: reads standard input to its end first); throws ``CaptureError`` when it
+    /// cannot be opened, is not a capture, its gzip is corrupt, or standard input holds more than
+    /// `maxStandardInputBytes`.
+    public init(path: String, maxDecompressedBytes: Int = 8 << 30,
+                maxStandardInputBytes: Int = 8 << 30) throws(CaptureError) {
         self.path = path
-        guard var file = fopen(path, "rb") else {
-            throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
+        let name = path == Self.standardInput ? "standard input" : path
+        displayName = name
+        var file: UnsafeMutablePointer<FILE>
+        if path == Self.standardInput {
+            // A FILE of its own on a duplicate of descriptor 0 (the C `stdin` global is shared mutable state).
+            guard let input = fdopen(dup(STDIN_FILENO), "rb") else {
+                throw .cannotOpen(path: name, reason: String(cString: strerror(errno)))
+            }
+            defer { fclose(input) }
+            file = try Self.spool(input, name: name, limit: maxStandardInputBytes)
+        } else {
+            guard let opened = fopen(path, "rb") else {
+                throw .cannotOpen(path: name, reason: String(cString: strerror(errno)))
+            }
+            file = opened
         }
         var magic = [UInt8](repeating: 0, count: 2)
         let got = fread(&magic, 1, 2, file)
@@ -42,14 +67,14 @@ public final class CaptureReader {
         var problem: String? = nil
         if got == 2, GzipDecoder.isGzip(magic) {
             compressed = true
-            (file, problem) = try Self.decompress(file, path: path, limit: maxDecompressedBytes)
+            (file, problem) = try Self.decompress(file, path: name, limit: maxDecompressedBytes)
         }
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         guard let opened = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO),
                                                                     &errorBuffer) else {
             fclose(file)
             let reason = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw .notACapture(path: path, reason: reason.isEmpty ? "unknown format" : reason)
+            throw .notACapture(path: name, reason: reason.isEmpty ? "unknown format" : reason)
         }
         // From here libpcap owns the FILE and closes it in pcap_close.
         handle = opened
@@ -81,8 +106,43 @@ public final class CaptureReader {
         case -2, 0:
             return nil
         default:
-            throw .truncated(path: path, afterFrame: framesRead, reason: String(cString: pcap_geterr(handle)))
+            throw .truncated(path: displayName, afterFrame: framesRead,
+                             reason: String(cString: pcap_geterr(handle)))
         }
+    }
+
+    /// Copies a stream (standard input) to its end into an anonymous temporary file, positioned at its start.
+    private static func spool(_ input: UnsafeMutablePointer<FILE>, name: String,
+                              limit: Int) throws(CaptureError) -> UnsafeMutablePointer<FILE> {
+        guard let temporary = tmpfile() else {
+            let reason = String(cString: strerror(errno))
+            throw .cannotOpen(path: name, reason: "no temporary file to hold it: \(reason)")
+        }
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        var total = 0
+        while true {
+            let count = fread(&chunk, 1, chunk.count, input)
+            if count == 0 {
+                guard ferror(input) == 0 else {
+                    let reason = String(cString: strerror(errno))
+                    fclose(temporary)
+                    throw .cannotOpen(path: name, reason: "read failed: \(reason)")
+                }
+                break
+            }
+            total += count
+            guard total <= limit else {
+                fclose(temporary)
+                throw .tooLarge(path: name, limit: limit)
+            }
+            guard fwrite(chunk, 1, count, temporary) == count else {
+                let reason = String(cString: strerror(errno))
+                fclose(temporary)
+                throw .cannotOpen(path: name, reason: "cannot write the temporary file: \(reason)")
+            }
+        }
+        rewind(temporary)
+        return temporary
     }
 
     /// Decompresses a gzip file into an anonymous temporary file, positioned at its start. When the data breaks

@@ -59,6 +59,13 @@ public struct ReplayCaptureSummary: Codable, Sendable, Equatable {
     public var undecodableFrames = 0
     /// TCP connections and UDP flows that belong to no session (neither control nor data/media of one).
     public var unrelatedFlows = 0
+    /// Tunnel headers stripped, by kind (`GRE`, `ERSPAN type I`, `ERSPAN type II`, `ERSPAN type III`, `VXLAN`,
+    /// `IPv4-in-IP`, `IPv6-in-IP`): one per packet and tunnel layer, reassembled datagrams counted once.
+    public var decapsulated: [String: Int] = [:]
+    /// Tunnelled packets that could not be read past their tunnel header, by reason (`GRE version 1 (PPTP)`,
+    /// `GRE protocol type 0x880b`, `VXLAN header truncated`, `tunnels nested more than 4 deep`...). Each is also an
+    /// undecodable frame, with a line in the problems.
+    public var notDecapsulated: [String: Int] = [:]
 
     /// All counts zero.
     public init() {}

@@ -8,6 +8,9 @@ public enum ReplayReportFormatter {
         let sip = report.sessions(.sip).count
         out.append("\(report.file): \(report.linkType)\(report.compressed ? ", gzip" : ""), \(report.frames) frame(s); "
             + "\(ftp) FTP session(s), \(sip) SIP session(s)")
+        if !report.capture.decapsulated.isEmpty {
+            out.append("tunnels decapsulated: " + Self.counts(report.capture.decapsulated))
+        }
         for problem in report.problems { out.append("problem: \(problem)") }
         if report.sessions.isEmpty {
             out.append("no FTP or SIP control session in this capture (\(report.capture.tcpConnections) TCP "
@@ -82,6 +85,11 @@ public enum ReplayReportFormatter {
             out.append("    frame \(flow.frame) \(flow.kind) \(flow.transport) \(flow.from) -> \(flow.to): \(verdict)")
         }
         return out
+    }
+
+    /// `GRE 3, VXLAN 1`: counts by name, in name order.
+    static func counts(_ counts: [String: Int]) -> String {
+        counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
     }
 
     static func describe(_ pinhole: ReplaySession.Pinhole) -> String {

@@ -45,6 +45,99 @@ enum ProtocolDetector {
         firstLine(bytes).map(isSIPStartLine) ?? false
     }
 
+    /// Where the first SIP message begins in a stream that may start in the middle of one (a capture that began
+    /// after the connection did): at the first line that starts at a line start (the beginning of `bytes` when
+    /// `atLineStart`, else after a LF), is a SIP start line, and is followed by a whole header section (at most
+    /// `maxHeaderBytes`) with a CSeq header field, which every request and response has (RFC 3261 8.1.1, 8.2.6)
+    /// and which a SIP-looking line in a body (a `message/sipfrag`, an HTTP body) seldom has.
+    ///
+    /// `found` is its offset from the slice's start. Without one, `scanned` is the offset of the first byte not yet
+    /// judged (an unfinished line, or a start line whose header section has not all arrived, or the end): every
+    /// line before it starts no SIP message.
+    static func sipResynchronization(_ bytes: ArraySlice<UInt8>, atLineStart: Bool,
+                                     maxHeaderBytes: Int = 16_384) -> (found: Int?, scanned: Int) {
+        var start = bytes.startIndex
+        if !atLineStart {
+            guard let lf = bytes.firstIndex(of: 0x0a) else { return (nil, bytes.count) }
+            start = lf + 1
+        }
+        while let lf = bytes[start...].firstIndex(of: 0x0a) {
+            var line = bytes[start..<lf]
+            if line.last == 0x0d { line = line.dropLast() }
+            if isSIPStartLine(line) {
+                switch headerSectionHasCSeq(bytes[(lf + 1)...], limit: maxHeaderBytes - (lf + 1 - start)) {
+                case true?: return (start - bytes.startIndex, start - bytes.startIndex)
+                case nil: return (nil, start - bytes.startIndex)
+                case false?: break
+                }
+            }
+            start = lf + 1
+        }
+        return (nil, start - bytes.startIndex)
+    }
+
+    /// Whether the header fields at the start of `bytes` (up to the empty line) include CSeq; nil when the empty
+    /// line has not come yet within `limit` bytes, false past the limit.
+    private static func headerSectionHasCSeq(_ bytes: ArraySlice<UInt8>, limit: Int) -> Bool? {
+        var start = bytes.startIndex
+        var hasCSeq = false
+        while let lf = bytes[start...].firstIndex(of: 0x0a) {
+            guard lf + 1 - bytes.startIndex <= limit else { return false }
+            var line = bytes[start..<lf]
+            if line.last == 0x0d { line = line.dropLast() }
+            if line.isEmpty { return hasCSeq }
+            // The field name, case-insensitive, with the blanks RFC 3261 allows before the colon.
+            let name = line.prefix { $0 != UInt8(ascii: ":") }.filter { $0 != 0x20 && $0 != 0x09 }.map { $0 | 0x20 }
+            if name == Array("cseq".utf8), line.contains(UInt8(ascii: ":")) { hasCSeq = true }
+            start = lf + 1
+        }
+        return bytes.count > limit ? false : nil
+    }
+
+    /// Whether the first bytes of a mid-stream TCP direction hold the start of a SIP message (see
+    /// ``sipResynchronization(_:atLineStart:maxHeaderBytes:)``).
+    static func containsSIPMessageStart(_ bytes: [UInt8]) -> Bool {
+        sipResynchronization(bytes[...], atLineStart: true).found != nil
+    }
+
+    /// Whether a line is shaped like an FTP reply: three digits, the first 1 to 5, then a space, a `-` or the end
+    /// (RFC 959 4.2).
+    static func isFTPReplyLine(_ line: some Collection<UInt8>) -> Bool {
+        let bytes = Array(line.prefix(4))
+        guard bytes.count >= 3, (UInt8(ascii: "1")...UInt8(ascii: "5")).contains(bytes[0]),
+              bytes[1...2].allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return false }
+        return bytes.count == 3 || bytes[3] == 0x20 || bytes[3] == UInt8(ascii: "-")
+    }
+
+    /// FTP commands (RFC 959, 2228, 2389, 2428, 3659, 7151, and the X- forms of RFC 1123), upper case.
+    static let ftpCommands: Set<String> = [
+        "ABOR", "ACCT", "ADAT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CONF", "CWD", "DELE", "ENC", "EPRT", "EPSV",
+        "FEAT", "HELP", "HOST", "LANG", "LIST", "LPRT", "LPSV", "MDTM", "MIC", "MKD", "MLSD", "MLST", "MODE", "NLST",
+        "NOOP", "OPTS", "PASS", "PASV", "PBSZ", "PORT", "PROT", "PWD", "QUIT", "REIN", "REST", "RETR", "RMD", "RNFR",
+        "RNTO", "SITE", "SIZE", "SMNT", "STAT", "STOR", "STOU", "STRU", "SYST", "TYPE", "USER", "XCUP", "XCWD",
+        "XMKD", "XPWD", "XRMD",
+    ]
+    /// FTP commands that SMTP or NNTP have too (with numeric replies as well): alone they do not make a stream FTP.
+    static let sharedCommands: Set<String> = ["AUTH", "HELP", "LIST", "MODE", "NOOP", "QUIT", "STAT"]
+
+    /// Whether the complete lines at the start of a mid-stream client direction are FTP commands: true at the first
+    /// one only FTP has (all before it FTP commands too), false at the first line that is no FTP command, nil while
+    /// the lines seen are all shared with other protocols or none is complete yet.
+    static func looksLikeFTPCommands(_ bytes: [UInt8]) -> Bool? {
+        var rest = bytes[...]
+        while let lf = rest.firstIndex(of: 0x0a) {
+            var line = rest[..<lf]
+            if line.last == 0x0d { line = line.dropLast() }
+            rest = rest[(lf + 1)...]
+            let verb = line.prefix { $0 != 0x20 }
+            guard (3...4).contains(verb.count), verb.count == line.count || line[line.startIndex + verb.count] == 0x20,
+                  case let name = String(decoding: verb, as: UTF8.self).uppercased(),
+                  ftpCommands.contains(name) else { return false }
+            if !sharedCommands.contains(name) { return true }
+        }
+        return nil
+    }
+
     /// RTP (RFC 3550 5.1: version 2, at least the 12-byte header) or RTCP (version 2, packet types 200-207).
     enum MediaKind: String {
         case rtp
@@ -69,3 +162,4 @@ enum ProtocolDetector {
         }
     }
 }
+
