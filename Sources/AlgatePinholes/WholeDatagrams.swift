@@ -5,7 +5,7 @@ public import NIOPosix
 /// datagram is cut to that size without a word (the kernel's MSG_TRUNC never reaches the pipeline). A SIP INVITE
 /// with a WebRTC offer is 2-5 KB, so every datagram socket of the gateway reads into buffers one byte larger than
 /// the largest datagram it accepts: a datagram that fills the buffer is over the limit (and may have been cut), and
-/// is refused as such rather than parsed.
+/// is refused as such (the SIP parser's size check answers it `513`) rather than parsed.
 ///
 /// Memory: each socket keeps one receive buffer of that size once it has read, but a buffer's untouched pages are
 /// never made resident, so a small RTP packet in a 64 KiB buffer costs the pages it touched.
@@ -16,12 +16,6 @@ public enum WholeDatagrams {
     /// A receive allocator for datagrams of up to `limit` bytes, with one byte to tell a longer one.
     public static func allocator(upTo limit: Int) -> FixedSizeRecvByteBufferAllocator {
         FixedSizeRecvByteBufferAllocator(capacity: limit + 1)
-    }
-
-    /// Whether a received datagram is over `limit` (it filled the buffer of ``allocator(upTo:)``).
-    @inlinable
-    public static func isOversized(_ datagram: ByteBuffer, limit: Int) -> Bool {
-        datagram.readableBytes > limit
     }
 }
 

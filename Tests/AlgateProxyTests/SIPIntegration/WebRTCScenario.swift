@@ -82,38 +82,31 @@ enum WebRTCScenario {
           <recv response="100" optional="true"></recv>
           <recv response="180" optional="true"></recv>
           <recv response="200" rtd="true"></recv>
-          <send>
-            <![CDATA[
-
-              ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-              Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-              From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-              To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-              Call-ID: [call_id]
-              CSeq: 1 ACK
-              Contact: sip:sipp@[local_ip]:[local_port]
-              Max-Forwards: 70
-              Content-Length: 0
-
-            ]]>
-          </send>
-          <send retrans="500">
-            <![CDATA[
-
-              BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-              Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-              From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-              To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-              Call-ID: [call_id]
-              CSeq: 2 BYE
-              Contact: sip:sipp@[local_ip]:[local_port]
-              Max-Forwards: 70
-              Content-Length: 0
-
-            ]]>
-          </send>
+        \(inDialog("ACK", cseq: 1, retrans: false))
+        \(inDialog("BYE", cseq: 2, retrans: true))
           <recv response="200" crlf="true"></recv>
         </scenario>
+        """
+    }
+
+    /// An in-dialog request of the UAC (to the callee's tag), in a `<send>`.
+    static func inDialog(_ method: String, cseq: Int, retrans: Bool) -> String {
+        """
+          <send\(retrans ? " retrans=\"500\"" : "")>
+            <![CDATA[
+
+              \(method) sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+              Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+              From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+              To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+              Call-ID: [call_id]
+              CSeq: \(cseq) \(method)
+              Contact: sip:sipp@[local_ip]:[local_port]
+              Max-Forwards: 70
+              Content-Length: 0
+
+            ]]>
+          </send>
         """
     }
 
