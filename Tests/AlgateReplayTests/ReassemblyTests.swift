@@ -157,6 +157,27 @@ import Testing
         }
     }
 
+    /// Found by the gzip fuzz harness (Fuzz/, issue 10): the byte that crossed the limit was kept, and the
+    /// output decoded before the error, which is handed on, was one byte over the limit.
+    @Test func aGzipBombHandsOnNoMoreThanTheLimit() throws {
+        let found = try #require(Data(base64Encoded: """
+            H4sICAUKE2sCA3VhY19wY2FwX21lZGlhX2lwLnhtbADtV29z4rYTfn+fYsubJDMYbFISjsRpyb+W6SVhwFwnwzCMsAWoZ1uuJJPj23dX\
+            tiFJk8td/8zv96LMkAhbu9p9dvfZ1ekPn5MY1lxpIVO/5jXcGvA0lJFIl36tP7pzOp32e8erwQ9n706/u7y7CO4HV6BDnjIlJIzuR8HV\
+            DdS0yLJGZKLa2Tvc5jgQrISGTMmlYgngcqE4By0X5oEpfgIbmUPIUlA8EtooMc8NB2GApVFTKrAfxzkrdCVoNV/kcf2J5+DfGD1RV2Zt\
+            SvB6J0qz/Bo8GJHQc1Li16GFX7p0f4/wT9u+eVIVf7aJIgGxdf9ti7Y2USQLzF6xaGshvuUlD3/8AQjPa8aBFAAAsWhrRdstVsWyXBc2\
+            Ib7lJQ9//DL8Ks/GgRQAAA==
+            """))
+        for (input, limit) in [(Array(found), 120), (GzipStored.wrap([UInt8](repeating: 0, count: 5000)), 1000)] {
+            var pending = input
+            var handedOn = 0
+            #expect(throws: GzipError.tooLarge(limit)) {
+                try GzipDecoder(maxOutputBytes: limit).decode(read: { defer { pending = [] }; return pending },
+                                                              write: { handedOn += $0.count; return true })
+            }
+            #expect(handedOn == limit)
+        }
+    }
+
     @Test func protocolsAreRecognisedByTheirFirstBytes() {
         #expect(ProtocolDetector.isFTPGreeting(Array("220 ready".utf8)) == true)
         #expect(ProtocolDetector.isFTPGreeting(Array("220-multi".utf8)) == true)
