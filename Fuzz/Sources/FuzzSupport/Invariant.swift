@@ -42,9 +42,16 @@ public enum KnownDefect: String, CaseIterable, Sendable {
     case sdpDisabledStream = "sdp-disabled-stream"
     /// SIP: ICE a=candidate lines keep their addresses.
     case iceCandidates = "ice-candidates"
+    /// SIP: an address in an SDP line the gateway does not read (other than o=, c=, a=rtcp:, a=candidate) goes
+    /// through as it was: a limitation, not a defect being fixed.
+    case sdpUnreadLines = "sdp-unread-lines"
     /// SIP: the gateway's own answer to a request it cannot parse is not SIP: SIPResponseBuilder answers when there
     /// is a Via, whether or not From, To, Call-ID and CSeq are there, and copies lines with a bare CR in them.
     case sipAnswerNotSIP = "sip-answer-not-sip"
+    /// SIP: a message that came over UDP without Content-Length leaves over TCP without one (a request from the
+    /// PBX to a phone registered over TCP), where the phone cannot frame it; SIPMessageEditor.ensureContentLength
+    /// is there for this and not called.
+    case sipTCPWithoutContentLength = "sip-tcp-without-content-length"
     /// SDP: a body whose last line ends in a CR without its LF is read as if the CR ended the line, but a line the
     /// rewrite adds after it goes after the CR, which then belongs to the line before (`m=audio 4000 RTP/AVP 0\r`
     /// becomes a transport `0\r`).
