@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: demo test build release bench bench-engine bench-transfer bench-sip bench-lab bench-pinholes deps clean
+.PHONY: demo test fuzz build release bench bench-engine bench-transfer bench-sip bench-lab bench-pinholes deps clean
 
 ## demo: install what is missing, build, run algate on Config/algate.toml in front of a local FTP server and
 ## transfer a file through it in passive and active mode, printing the rewritten lines and the pinholes.
@@ -15,6 +15,12 @@ demo: deps build
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
+
+## fuzz: build the libFuzzer harnesses of Fuzz/ (ASan) and run each for FUZZ_SECONDS on seeds from Fixtures/ and
+## ../shared/corpus; one line per harness, `NAME: N execs, K crashes`; fails on any finding (Fuzz/README.md).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) Scripts/fuzz
 
 deps:
 	Scripts/install-deps
@@ -45,4 +51,4 @@ bench-pinholes: deps
 	Scripts/bench-pinholes
 
 clean:
-	rm -rf .build Benchmarks/.build
+	rm -rf .build Benchmarks/.build Fuzz/.build .build-fuzz

@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "AlgateProxy", targets: ["AlgateProxy"]),
         .library(name: "AlgateConfig", targets: ["AlgateConfig"]),
         .library(name: "AlgatePolicy", targets: ["AlgatePolicy"]),
+        // For the fuzz harnesses in Fuzz/ (a package of their own), which drive the replay's packet layer.
+        .library(name: "AlgateReplay", targets: ["AlgateReplay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),

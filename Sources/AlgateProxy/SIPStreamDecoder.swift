@@ -39,8 +39,11 @@ public struct SIPStreamDecoder: ByteToMessageDecoder {
         if first == ASCII.cr || first == ASCII.lf { return true }  // keep-alives
         let start = view.index(view.startIndex, offsetBy: max(0, searched - 3))
         let tail = view[start...]
+        // The empty line after a header line: CR LF or a bare LF after the line's own CR LF or LF, as the scan
+        // reads them.
         if tail.firstRange(of: [ASCII.cr, ASCII.lf, ASCII.cr, ASCII.lf]) != nil
-            || tail.firstRange(of: [ASCII.lf, ASCII.lf]) != nil { return true }
+            || tail.firstRange(of: [ASCII.lf, ASCII.lf]) != nil
+            || tail.firstRange(of: [ASCII.lf, ASCII.cr, ASCII.lf]) != nil { return true }
         searched = view.count
         if !startLineChecked, view.contains(ASCII.lf) {
             startLineChecked = true
@@ -84,11 +87,9 @@ public struct SIPStreamDecoder: ByteToMessageDecoder {
         case .failure(let error):
             switch error {
             case .missingHeader, .badContentLength, .duplicateHeader:
-                // The header section is whole (the framer got that far): refuse it and go on after it.
-                let end = buffer.readableBytesView.firstRange(of: [ASCII.cr, ASCII.lf, ASCII.cr, ASCII.lf])
-                guard let end, let header = buffer.readSlice(length: end.upperBound - buffer.readerIndex) else {
-                    throw error
-                }
+                // The header section is whole (the framer got that far): refuse it and go on after its empty line.
+                let length = buffer.withUnsafeReadableBytes { framer.headerSectionLength($0) }
+                guard let length, let header = buffer.readSlice(length: length) else { throw error }
                 context.fireChannelRead(wrapInboundOut(.refused(header, error)))
                 return .continue
             default:

@@ -66,4 +66,48 @@ import Testing
         #expect(failed)
         _ = try? channel.finish()
     }
+    /// Found by the SIP framer fuzz harness (Fuzz/, issue 10). A header section without Content-Length ending in
+    /// bare line feeds was refused up to the next CR LF CR LF further on (here in its body; it could be the next
+    /// message, which was swallowed), and only when that had arrived: cut before it, the stream died instead.
+    @Test func aRefusedHeaderSectionEndsAtItsOwnEmptyLineHoweverTheStreamIsCut() throws {
+        let stream = "SIP/2.0 200 \n\nS\r\n\r\n"  // the harness's minimized input
+        for cut in [stream.utf8.count, 9, 1] {
+            let channel = EmbeddedChannel(handler: ByteToMessageHandler(SIPStreamDecoder(limits: SIPLimits())))
+            let bytes = Array(stream.utf8)
+            var failed = false
+            for start in stride(from: 0, to: bytes.count, by: cut) where !failed {
+                do {
+                    try channel.writeInbound(ByteBuffer(bytes: bytes[start..<min(start + cut, bytes.count)]))
+                } catch {
+                    failed = true
+                }
+            }
+            #expect(try channel.readInbound(as: SIPStreamItem.self)
+                    == .refused(ByteBuffer(string: "SIP/2.0 200 \n\n"), .missingHeader("Content-Length")), "cut \(cut)")
+            #expect(failed, "cut \(cut): what follows is no SIP start line")
+            _ = try? channel.finish()
+        }
+
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(SIPStreamDecoder(limits: SIPLimits())))
+        let noLength = Self.message("x").replacingOccurrences(of: "Content-Length: 0\r\n", with: "")
+            .replacingOccurrences(of: "\r\n", with: "\n")
+        try channel.writeInbound(ByteBuffer(string: noLength + Self.message("y")))
+        #expect(try channel.readInbound(as: SIPStreamItem.self) == .refused(ByteBuffer(string: noLength), .missingHeader("Content-Length")))
+        #expect(try channel.readInbound(as: SIPStreamItem.self) == item(Self.message("y")))
+        _ = try channel.finish()
+    }
+
+    /// Header lines ending in a bare LF and an empty line in CR LF (`\n\r\n`) end a header section too: the message
+    /// comes out at once, not when more bytes arrive.
+    @Test func aHeaderSectionEndingInLineFeedThenCRLFIsFramedAtOnce() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(SIPStreamDecoder(limits: SIPLimits())))
+        let message = Self.message("z").replacingOccurrences(of: "\r\n", with: "\n")
+            .replacingOccurrences(of: "Content-Length: 0\n\n", with: "Content-Length: 0\n\r\n")
+        // The start line alone first: the decoder has looked at it, and must see the end of the rest by itself.
+        let startLine = message.prefix { $0 != "\n" } + "\n"
+        try channel.writeInbound(ByteBuffer(string: String(startLine)))
+        try channel.writeInbound(ByteBuffer(string: String(message.dropFirst(startLine.count))))
+        #expect(try channel.readInbound(as: SIPStreamItem.self) == item(message))
+        _ = try channel.finish()
+    }
 }

@@ -157,6 +157,57 @@ import Testing
         }
     }
 
+    /// Found by the gzip fuzz harness (Fuzz/, issue 10): the byte that crossed the limit was kept, and the
+    /// output decoded before the error, which is handed on, was one byte over the limit.
+    @Test func aGzipBombHandsOnNoMoreThanTheLimit() throws {
+        let found = try #require(Data(base64Encoded: """
+            H4sICAUKE2sCA3VhY19wY2FwX21lZGlhX2lwLnhtbADtV29z4rYTfn+fYsubJDMYbFISjsRpyb+W6SVhwFwnwzCMsAWoZ1uuJJPj23dX\
+            tiFJk8td/8zv96LMkAhbu9p9dvfZ1ekPn5MY1lxpIVO/5jXcGvA0lJFIl36tP7pzOp32e8erwQ9n706/u7y7CO4HV6BDnjIlJIzuR8HV\
+            DdS0yLJGZKLa2Tvc5jgQrISGTMmlYgngcqE4By0X5oEpfgIbmUPIUlA8EtooMc8NB2GApVFTKrAfxzkrdCVoNV/kcf2J5+DfGD1RV2Zt\
+            SvB6J0qz/Bo8GJHQc1Li16GFX7p0f4/wT9u+eVIVf7aJIgGxdf9ti7Y2USQLzF6xaGshvuUlD3/8AQjPa8aBFAAAsWhrRdstVsWyXBc2\
+            Ib7lJQ9//DL8Ks/GgRQAAA==
+            """))
+        for (input, limit) in [(Array(found), 120), (GzipStored.wrap([UInt8](repeating: 0, count: 5000)), 1000)] {
+            var pending = input
+            var handedOn = 0
+            #expect(throws: GzipError.tooLarge(limit)) {
+                try GzipDecoder(maxOutputBytes: limit).decode(read: { defer { pending = [] }; return pending },
+                                                              write: { handedOn += $0.count; return true })
+            }
+            #expect(handedOn == limit)
+        }
+    }
+
+    /// Found by the SIP framer fuzz harness (Fuzz/, issue 10): the replay's splitter refused a header section
+    /// without Content-Length up to the next CR LF CR LF, which for one ending in bare line feeds lies in its body
+    /// or in the next message (swallowed), and only once that had arrived.
+    @Test func aRefusedSIPHeaderSectionEndsAtItsOwnEmptyLine() {
+        let stream = Array("SIP/2.0 200 \n\nS\r\n\r\n".utf8)  // the harness's minimized input
+        for cut in [stream.count, 9, 1] {
+            var splitter = SIPStreamSplitter(limits: SIPLimits())
+            var refused: [[UInt8]] = []
+            var failure: SIPParseError?
+            for start in stride(from: 0, to: stream.count, by: cut) {
+                let (items, error) = splitter.append(Array(stream[start..<min(start + cut, stream.count)]))
+                for case .refused(let header, _) in items { refused.append(header) }
+                failure = failure ?? error
+            }
+            #expect(refused == [Array("SIP/2.0 200 \n\n".utf8)], "cut \(cut)")
+            #expect(failure == .badStartLine, "cut \(cut)")
+        }
+        let lineFeeds = "OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bK-1\n\n"
+        let next = "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n"
+        var splitter = SIPStreamSplitter(limits: SIPLimits())
+        let (items, error) = splitter.append(Array((lineFeeds + next).utf8))
+        #expect(error == nil)
+        guard items.count == 2, case .refused(let header, _) = items[0], case .message(let message) = items[1] else {
+            Issue.record("expected the refused header section, then the next message: \(items)")
+            return
+        }
+        #expect(header == Array(lineFeeds.utf8))
+        #expect(message == Array(next.utf8))
+    }
+
     @Test func protocolsAreRecognisedByTheirFirstBytes() {
         #expect(ProtocolDetector.isFTPGreeting(Array("220 ready".utf8)) == true)
         #expect(ProtocolDetector.isFTPGreeting(Array("220-multi".utf8)) == true)

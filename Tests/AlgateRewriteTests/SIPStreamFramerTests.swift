@@ -79,4 +79,13 @@ import Testing
         #expect(throws: SIPParseError.badStartLine) { try frames(binary + [0x0A]) }
         #expect(throws: SIPParseError.badVersion) { try frames(Array("OPTIONS sip:a@b SIP/3.0\r\n".utf8)) }
     }
+    /// Where a refused message's header section ends: at its empty line, CR LF or bare LF, as the scan reads it.
+    @Test func theHeaderSectionEndsAtItsEmptyLineWhateverItsLineEnds() {
+        let framer = SIPStreamFramer()
+        func length(_ text: String) -> Int? { Array(text.utf8).withUnsafeBytes { framer.headerSectionLength($0) } }
+        #expect(length("SIP/2.0 200 \n\nS\r\n\r\n") == 14)  // the harness's input: not at the later CR LF CR LF
+        #expect(length("OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\nbody") == 35)
+        #expect(length("OPTIONS sip:a@b SIP/2.0\nVia: x\n\r\nbody") == 33)
+        #expect(length("OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n") == nil)
+    }
 }

@@ -209,6 +209,8 @@ struct InflateOutput {
     }
 
     mutating func append(_ byte: UInt8) throws(GzipError) {
+        // Refused before it is taken: what decode() hands on before the error must stay within the limit.
+        guard total < limit else { throw .tooLarge(limit) }
         window[windowPosition] = byte
         windowPosition = (windowPosition + 1) & (Self.windowSize - 1)
         if windowFill < Self.windowSize { windowFill += 1 }
@@ -216,7 +218,6 @@ struct InflateOutput {
         crc = CRC32.table[Int((crc ^ UInt32(byte)) & 0xff)] ^ (crc >> 8)
         memberLength += 1
         total += 1
-        if total > limit { throw .tooLarge(limit) }
         if pending.count >= 65_536 { try flush() }
     }
 

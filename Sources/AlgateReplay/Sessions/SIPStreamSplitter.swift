@@ -63,13 +63,13 @@ struct SIPStreamSplitter {
             case .failure(let error):
                 switch error {
                 case .missingHeader, .badContentLength, .duplicateHeader:
-                    let rest = buffer[consumed...]
-                    guard let end = rest.firstRange(of: [0x0d, 0x0a, 0x0d, 0x0a]) else {
+                    let length = buffer[consumed...].withUnsafeBytes { framer.headerSectionLength($0) }
+                    guard let length else {
                         failed = true
                         return (items, error)
                     }
-                    items.append(.refused(header: Array(buffer[consumed..<end.upperBound]), error))
-                    consumed = end.upperBound
+                    items.append(.refused(header: Array(buffer[consumed..<(consumed + length)]), error))
+                    consumed += length
                 default:
                     failed = true
                     consumed = buffer.count

@@ -48,6 +48,16 @@ public struct SIPStreamFramer: Sendable {
         }
     }
 
+    /// The length of the complete header section at the start of `bytes`, its empty line included; nil when it is
+    /// not complete (or does not scan). Where a caller that refuses a message whose length cannot be known
+    /// (``nextFrame(_:)`` threw `missingHeader`, `badContentLength` or `duplicateHeader`) goes on: the empty line
+    /// may be CR LF or a bare LF, as the header scan takes it, so looking for CR LF CR LF instead would run on into
+    /// the body or the next message.
+    public func headerSectionLength(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard case .complete(let section)? = try? SIPHeaderSection.scan(bytes, limits: limits) else { return nil }
+        return section.bodyStart
+    }
+
     private enum Either { case left(Frame), right(Int) }
 
     private func nextFrameOrLength(_ bytes: UnsafeRawBufferPointer) throws(SIPParseError) -> Either? {

@@ -1,0 +1,261 @@
+import AlgateRewrite
+import FuzzSupport
+import NIOCore
+
+/// libFuzzer's entry point: one input, an ``FTPTranscript``.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzFTPEngine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    var harness = FTPEngineHarness(FTPTranscript.records(fuzzInput(data, size)))
+    harness.run()
+    return 0
+}
+
+/// Plays the proxy around ``FTPSessionStateMachine``: frames both control streams with ``FTPLineFramer`` as the
+/// proxy does, feeds the lines, answers pinhole requests, and checks every action:
+///
+/// - no line forwarded either way is longer than the line limit;
+/// - no line of a 227/228/229 reply reaches the client announcing the server's or the gateway's inside address
+///   (as the address scanners read it), a rewritten one announces the public address, and no such line has an
+///   inside address anywhere else in its text (comma, dotted or IPv6 form; a known limitation, see
+///   ``KnownDefect/ftpReplyText``);
+/// - a PORT/EPRT/LPRT reaches the server only rewritten, naming the gateway's inside address and the pinhole's port;
+/// - every pinhole admits only the control peer it is for and relays only to the other control peer; an active one
+///   never to a port below 1024.
+struct FTPEngineHarness {
+    static let maxLineLength = 512
+
+    static let ipv4 = FTPSessionContext(
+        client: Endpoint(address: .v4(0xc633_6407), port: 50_000),  // 198.51.100.7
+        server: Endpoint(address: .v4(0x0a63_584d), port: 21),  // 10.99.88.77
+        publicAddress: .v4(0xcb00_7105),  // 203.0.113.5
+        insideAddress: .v4(0x0a63_5801))  // 10.99.88.1
+    static let ipv6 = FTPSessionContext(
+        client: Endpoint(address: .v6(high: 0x2001_0db8_0000_0000, low: 7), port: 50_000),
+        server: Endpoint(address: .v6(high: 0xfd00_0099_0088_0000, low: 0x77), port: 21),
+        publicAddress: .v6(high: 0x2001_0db8_0001_0000, low: 5),
+        insideAddress: .v6(high: 0xfd00_0099_0088_0000, low: 1))
+
+    private let records: [FTPTranscript.Record]
+    private var engine: FTPSessionStateMachine
+    private let context: FTPSessionContext
+    private var framers = [FTPLineFramer(maxLineLength: maxLineLength), FTPLineFramer(maxLineLength: maxLineLength)]
+    private var buffers: [[UInt8]] = [[], []]
+    private var answers: [FTPTranscript.Record] = []
+    private var closed = false
+    private var passthrough = false
+    /// The server's and the gateway's inside address, and every way a line could spell them.
+    private let insideAddresses: [IPAddress]
+    private let insideForms: [[UInt8]]
+    /// The reply to the client in progress: its code while a multi-line reply is open.
+    private var openReply: Int?
+    /// The engine said the current reply is unsolicited (a known defect leaves it untouched).
+    private var unsolicited = false
+    /// The engine reported a rewrite of the line it forwards next.
+    private var rewritten = false
+    /// The reply code the last passive command forwarded asks for.
+    private var passiveCode: Int?
+    /// The port of the active pinhole whose command is forwarded next.
+    private var activePort: UInt16?
+    private var nextDefaultPort: UInt16 = 40_000
+
+    init(_ records: [FTPTranscript.Record]) {
+        self.records = records
+        context = records.first == .ipv6 ? Self.ipv6 : Self.ipv4
+        engine = FTPSessionStateMachine(context: context)
+        insideAddresses = [context.server.address, context.insideAddress]
+        insideForms = insideAddresses.flatMap(Self.textForms)
+    }
+
+    /// Every way a line could spell `address`: dotted or IPv6 text, and the comma-separated bytes of PORT/227 and
+    /// LPRT/228.
+    static func textForms(_ address: IPAddress) -> [[UInt8]] {
+        let bytes = address.unmapped.bytes
+        let commas = Array(bytes.map(String.init).joined(separator: ",").utf8)
+        return [address.unmapped.asciiBytes, commas]
+    }
+
+    mutating func run() {
+        for record in records where !closed {
+            switch record {
+            case .bytes(let side, let bytes):
+                receive(bytes, from: side)
+            case .pinholeOpens, .pinholeFails:
+                answers.append(record)
+            case .ipv6, .ignored:
+                break
+            }
+        }
+        // The end of both streams: an unterminated rest is delivered as a line, as the proxy's decoder does.
+        for side in [FTPSide.client, .server] where !closed && !buffers[index(side)].isEmpty {
+            deliver(buffers[index(side)], from: side)
+        }
+    }
+
+    private func index(_ side: FTPSide) -> Int { side == .client ? 0 : 1 }
+
+    private mutating func receive(_ bytes: [UInt8], from side: FTPSide) {
+        let i = index(side)
+        buffers[i] += bytes
+        while !closed {
+            let length: Int?
+            do {
+                length = try framers[i].nextLine(in: buffers[i])
+            } catch {
+                closed = true  // The proxy closes the session on a line over the limit.
+                return
+            }
+            guard let length else { return }
+            let line = Array(buffers[i][..<length])
+            buffers[i].removeFirst(length)
+            deliver(line, from: side)
+        }
+    }
+
+    private mutating func deliver(_ line: [UInt8], from side: FTPSide) {
+        engine.receive(ByteBuffer(bytes: line), from: side)
+        drain()
+    }
+
+    private mutating func drain() {
+        while let action = engine.nextAction() {
+            switch action {
+            case .forward(let buffer, let side):
+                // After AUTH TLS the session relays bytes it cannot read: nothing of it is the engine's doing.
+                guard !passthrough else { continue }
+                let line = Array(buffer.readableBytesView)
+                checkLength(line, to: side)
+                if side == .client { checkReply(line) } else { checkCommand(line) }
+                rewritten = false
+            case .openPinhole(let request):
+                checkPinhole(request)
+                answer(request)
+            case .report(.unsolicitedReply):
+                unsolicited = true
+            case .report(.rewritten):
+                rewritten = true
+            case .close:
+                closed = true
+            case .enterPassthrough:
+                passthrough = true
+            case .report, .closePinhole:
+                break
+            }
+        }
+    }
+
+    private func checkLength(_ line: [UInt8], to side: FTPSide) {
+        if rewritten {
+            Invariant.check(line.count <= Self.maxLineLength, knownDefect: .ftpLongLine,
+                            "a rewritten line of \(line.count) bytes goes to the \(side), over the limit of "
+                            + "\(Self.maxLineLength): \(Self.show(line))")
+        } else {
+            Invariant.check(line.count <= Self.maxLineLength,
+                            "a line of \(line.count) bytes goes to the \(side), over the limit of "
+                            + "\(Self.maxLineLength): \(Self.show(line))")
+        }
+    }
+
+    /// A line of a 227/228/229 reply must not name the inside.
+    private mutating func checkReply(_ line: [UInt8]) {
+        let code: Int?
+        if let open = openReply {
+            code = open
+            if line.withUnsafeBytes({ FTPReplyLine.closes($0, code: open) }) { openReply = nil }
+        } else if let reply = line.withUnsafeBytes({ FTPReplyLine($0) }) {
+            code = reply.code
+            unsolicited = unsolicited && [227, 228, 229].contains(reply.code)
+            if reply.opensMultiline { openReply = reply.code }
+        } else {
+            code = nil
+        }
+        defer { if openReply == nil { unsolicited = false } }
+        guard let code, [227, 228, 229].contains(code) else { return }
+        // A passive reply of another kind than the last passive command asked for (a 228 to EPSV) is forwarded
+        // untouched too, without even an unsolicited report: the same defect.
+        let defect: KnownDefect? = unsolicited || passiveCode != code ? .ftpUnsolicitedReply : nil
+        // The address a client reads from the line (the scanners are the rule clients follow too).
+        let found: FTPAddressScanner.Match? = line.withUnsafeBytes { bytes in
+            switch code {
+            case 227: return try? FTPAddressScanner.scan227(bytes)
+            case 228: return try? FTPAddressScanner.scan228(bytes)
+            default: return nil  // 229 carries a port only.
+            }
+        }
+        if let found {
+            let announced = found.endpoint.address
+            Invariant.check(!insideAddresses.contains { announced.isSameHost(as: $0) }, knownDefect: defect,
+                            "a \(code) reply line announces the inside address \(announced): \(Self.show(line))")
+            if rewritten {
+                Invariant.check(announced.isSameHost(as: context.publicAddress),
+                                "a rewritten \(code) reply announces \(announced), not the public address: "
+                                + Self.show(line))
+            }
+        }
+        // The inside addresses as text anywhere else in the line: the server's own words, which the engine does
+        // not claim to read (a number list that is no address, a dotted address in the text).
+        for form in insideForms where line.firstRange(of: form) != nil {
+            Invariant.check(false, knownDefect: defect ?? .ftpReplyText,
+                            "a \(code) reply line names the inside address as "
+                            + "\(String(decoding: form, as: UTF8.self)): \(Self.show(line))")
+        }
+    }
+
+    /// An active-mode command reaches the server only as the engine's rewrite.
+    private mutating func checkCommand(_ line: [UInt8]) {
+        let command = line.withUnsafeBytes { FTPCommandLine($0) }
+        switch command.verb {
+        case .pasv: passiveCode = 227
+        case .lpsv: passiveCode = 228
+        case .epsv: passiveCode = 229
+        default: break
+        }
+        guard [.port, .eprt, .lprt].contains(command.verb) else { return }
+        Invariant.check(rewritten, "an active-mode command reaches the server unrewritten: \(Self.show(line))")
+        let endpoint: Endpoint? = line.withUnsafeBytes { bytes in
+            let argument = UnsafeRawBufferPointer(rebasing: bytes[command.argument])
+            switch command.verb {
+            case .port: return try? FTPAddressScanner.parsePORT(argument)
+            case .lprt: return try? FTPAddressScanner.parseLPRT(argument)
+            default: return try? FTPAddressScanner.parseEPRT(argument)
+            }
+        }
+        Invariant.check(endpoint?.address.isSameHost(as: context.insideAddress) == true
+                        && endpoint?.port == activePort,
+                        "the rewritten command names \(endpoint.map(String.init(describing:)) ?? "nothing"), not "
+                        + "the inside pinhole: \(Self.show(line))")
+        activePort = nil
+    }
+
+    private func checkPinhole(_ request: FTPPinholeRequest) {
+        let (peer, target) = request.purpose == .passive ? (context.client, context.server) : (context.server, context.client)
+        Invariant.check(request.allowedPeer.isSameHost(as: peer.address),
+                        "a \(request.purpose) pinhole admits \(request.allowedPeer), not \(peer.address)")
+        Invariant.check(request.target.address.isSameHost(as: target.address),
+                        "a \(request.purpose) pinhole relays to \(request.target), not to \(target.address)")
+        if request.purpose == .active {
+            Invariant.check(request.target.port >= 1024, "an active pinhole relays to port \(request.target.port)")
+        }
+    }
+
+    private mutating func answer(_ request: FTPPinholeRequest) {
+        let next = answers.isEmpty ? nil : answers.removeFirst()
+        switch next {
+        case .pinholeFails:
+            engine.pinholeFailed(id: request.id, reason: "the transcript says so")
+        case .pinholeOpens(let port?) where port > 0:
+            openPinhole(request, port: port)
+        default:
+            openPinhole(request, port: nextDefaultPort)
+            nextDefaultPort = nextDefaultPort == 60_000 ? 40_000 : nextDefaultPort + 1
+        }
+    }
+
+    private mutating func openPinhole(_ request: FTPPinholeRequest, port: UInt16) {
+        if request.purpose == .active { activePort = port }
+        engine.pinholeOpened(id: request.id, port: port)
+    }
+
+    static func show(_ line: [UInt8]) -> String {
+        String(decoding: line.prefix(200), as: UTF8.self).debugDescription + (line.count > 200 ? "..." : "")
+    }
+}
