@@ -21,6 +21,7 @@ struct ConfigurationDecoder {
     static let sipKeys = [
         "listen", "upstream", "mode", "transports", "public-address", "inside-address", "media-timeout",
         "keepalive-interval", "max-message-size", "max-connections", "intercept-interface", "intercept-ports", "ice",
+        "inside-networks",
     ]
     static let logKeys = ["level"]
     static let maxLineLengthRange = 512...1_048_576
@@ -138,6 +139,23 @@ struct ConfigurationDecoder {
         }
     }
 
+    /// An array of networks in CIDR notation (`sources`, `inside-networks`); empty when the key is absent.
+    private static func networks(_ key: String, _ table: [String: TOMLNode], _ reader: TableReader)
+        throws(ConfigurationError) -> [CIDR] {
+        guard let node = table[key] else { return [] }
+        guard case .array(let items) = node else {
+            throw reader.error(key, "expected an array of networks such as [\"10.0.0.0/8\"]")
+        }
+        var networks: [CIDR] = []
+        for item in items {
+            guard case .string(let text) = item, let network = CIDR(text) else {
+                throw reader.error(key, "expected networks in CIDR notation such as \"10.0.0.0/8\"")
+            }
+            networks.append(network)
+        }
+        return networks
+    }
+
     private func decodeSIPListener(_ reader: TableReader, _ table: [String: TOMLNode])
         throws(ConfigurationError) -> SIPListenerSettings {
         let (listen, upstream, mode) = try decodeListenerBasics(reader)
@@ -182,6 +200,7 @@ struct ConfigurationDecoder {
             }
             settings.ice = mode
         }
+        settings.insideNetworks = try Self.networks("inside-networks", table, reader)
         if let (interfaces, ports) = try decodeIntercept(reader, mode: mode, protocolName: "SIP") {
             settings.interceptInterfaces = interfaces
             if let ports { settings.interceptPorts = ports }
@@ -269,18 +288,7 @@ struct ConfigurationDecoder {
         } catch {
             throw reader.error("pattern", "does not compile at offset \(error.offset): \(error.message)")
         }
-        var networks: [CIDR] = []
-        if let node = table["sources"] {
-            guard case .array(let items) = node else {
-                throw reader.error("sources", "expected an array of networks such as [\"10.0.0.0/8\"]")
-            }
-            for item in items {
-                guard case .string(let text) = item, let network = CIDR(text) else {
-                    throw reader.error("sources", "expected networks in CIDR notation such as \"10.0.0.0/8\"")
-                }
-                networks.append(network)
-            }
-        }
+        let networks = try Self.networks("sources", table, reader)
         var response: PolicyRule.Response = application == .sip ? .reply(403) : .reply(field == .ftpUser ? 530 : 550)
         if let text = try reader.string("response") {
             if text.lowercased() == "drop" {

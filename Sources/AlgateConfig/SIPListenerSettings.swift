@@ -27,6 +27,9 @@ public struct SIPListenerSettings: Hashable, Sendable {
     /// Key `ice`: what happens to the ICE candidates (a=candidate) of relayed streams: `replace` (host candidates on
     /// the relay), `strip` (every ICE line removed) or `pass` (left as they came, addresses and all).
     public var ice: SDPRewrite.ICEMode = .replace
+    /// Key `inside-networks`: networks whose addresses never go out in an SDP line algate passes on, whichever
+    /// way the message goes (algate's own addresses excepted): a message that would carry one is refused.
+    public var insideNetworks: [CIDR] = []
     /// Key `max-connections`: TCP connections from outside at once.
     public var maxConnections: Int = 1000
     /// Key `intercept-interface` (transparent mode, required there): the inside interface(s) whose SIP traffic

@@ -1,3 +1,5 @@
+public import AlgateRewrite
+
 /// One `[[policy.allow]]`, `[[policy.deny]]` or `[[policy.log]]` rule: a pattern on one field of one protocol,
 /// optionally only for some source networks.
 public struct PolicyRule: Hashable, Sendable {

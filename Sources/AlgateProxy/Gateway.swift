@@ -68,6 +68,7 @@ public final class Gateway: Service, Sendable {
             proxy.maxConnections = listener.maxConnections
             proxy.limits.maxMessageBytes = listener.maxMessageSize
             proxy.ice = listener.ice
+            proxy.insideNetworks = listener.insideNetworks
             sip.append(proxy)
         }
         self.configuration = configuration

@@ -44,6 +44,7 @@ final class SIPListenerCore {
     private func makeEngine(_ context: SIPGatewayContext) -> SIPUpstreamEngine {
         var machine = SIPGatewayStateMachine(context: context, limits: configuration.limits)
         machine.ice = configuration.ice
+        machine.insideNetworks = configuration.insideNetworks
         if let policy {
             machine.admission = { message, flow, _ in policy.admit(message, from: flow) }
         }

@@ -24,6 +24,8 @@ public struct SIPProxyConfiguration: Hashable, Sendable {
     public var limits = SIPLimits()
     /// What happens to the ICE candidates of relayed streams.
     public var ice: SDPRewrite.ICEMode = .replace
+    /// Networks whose addresses no SDP algate passes on may name.
+    public var insideNetworks: [CIDR] = []
     /// A media relay with no packet for this long closes.
     public var mediaTimeout: Duration = .seconds(60)
     /// How often a registered phone's NAT mapping is refreshed (a CRLF keep-alive, RFC 5626 4.4.1).

@@ -26,3 +26,20 @@ import Testing
         #expect(error.message == "expected \"replace\", \"strip\" or \"pass\"")
     }
 }
+
+/// `[[sip]] inside-networks`: CIDR networks no SDP may name on its way through.
+@Suite struct SIPInsideNetworksSettingTests {
+    @Test func readsNetworksAndDefaultsToNone() throws {
+        let none = try AlgateConfiguration.parse(SIPICESettingTests.sip(""), source: "a.toml")
+        #expect(none.sip.first?.insideNetworks == [])
+        let some = try AlgateConfiguration.parse(
+            SIPICESettingTests.sip("inside-networks = [\"10.0.0.0/8\", \"fd00::/8\"]"), source: "a.toml")
+        #expect(some.sip.first?.insideNetworks == [CIDR("10.0.0.0/8")!, CIDR("fd00::/8")!])
+    }
+
+    @Test func aMalformedNetworkIsAnErrorNamingTheKey() throws {
+        let error = try #require(parseError(SIPICESettingTests.sip("inside-networks = [\"10.0.0.0/33\"]"), source: "a.toml"))
+        #expect(error.line == 4)
+        #expect(error.message == "expected networks in CIDR notation such as \"10.0.0.0/8\"")
+    }
+}

@@ -3,14 +3,11 @@ import NIOCore
 import Testing
 
 /// What the fuzz harnesses (Fuzz/, `make fuzz`) found in the FTP and SIP engines and the SDP rewriter, each with
-/// the minimized input. Those areas are being reworked on main, so the defects are recorded here as known issues,
-/// not fixed: each test passes while its defect is there and fails once it is gone (Swift Testing reports a known issue
-/// that was not recorded), which is the moment to drop `withKnownIssue` and the name from Scripts/fuzz's
-/// ALGATE_FUZZ_KNOWN_DEFECTS.
+/// its minimized input, kept as regression tests now that each is fixed.
 @Suite struct FuzzFindingsTests {
-    /// sdp-trailing-cr: the parser takes a bare CR at the very end of a body for the line end, but SDPRewrite puts
-    /// the c= line it adds after that CR (with a CR LF of its own before it), so the CR joins the m= line: its
-    /// transport `0` becomes `0\r`.
+    /// sdp-trailing-cr: the parser takes a bare CR at the very end of a body for the line end; a line SDPRewrite
+    /// adds after it gets only the missing LF before it, so the CR does not join the m= line (it did: its transport
+    /// `0` became `0\r`).
     @Test func aLineAddedAfterALastLineEndingInABareCRLeavesThatLineAsItWas() throws {
         let result = try sdpRewrite("v=0\r\nm=a 4 0\r", SDPRewrite(media: [
             .init(address: IPAddress("2001:db8:1::5")!, port: 40000, rtcpPort: 40007),
@@ -18,14 +15,12 @@ import Testing
         let after = try sdpParse(result)
         #expect(after.media.first?.port == 40000)
         #expect(after.connectionAddress(of: after.media[0]) == IPAddress("2001:db8:1::5"))
-        withKnownIssue("SDPRewrite adds its line after a trailing bare CR") {
-            #expect(after.media.first?.transport == "0")
-        }
+        #expect(after.media.first?.transport == "0")
     }
 
-    /// sip-answer-not-sip: a request that does not parse is answered 400 when it has a Via, whatever else it lacks
-    /// (SIPResponseBuilder promises Via, From, To, Call-ID and CSeq), and the header lines are copied as they are,
-    /// a bare CR included: the gateway sends a response that is not SIP, which no peer can match to a request.
+    /// sip-answer-not-sip: a request that does not parse is answered only when the answer is itself a message with
+    /// Via, From, To, Call-ID and CSeq (it was answered whenever it had a Via, its lines copied with a bare CR in
+    /// them: a response no peer could match to a request).
     @Test func everyAnswerToAnUnparsableRequestIsItselfAMessage() throws {
         // The harness's minimized inputs: from the PBX over TCP, and from a phone over UDP.
         let inputs: [(bytes: [UInt8], flow: SIPFlow, side: SIPSide)] = [
@@ -41,18 +36,15 @@ import Testing
                 if case .send(let bytes, _) = action { sent.append(bytes) }
             }
             #expect(sent.count <= 1)
-            withKnownIssue("SIPResponseBuilder answers with a Via only, bytes as they came") {
-                for bytes in sent {
-                    #expect(throws: Never.self) { try SIPMessage.parse(bytes) }
-                }
+            for bytes in sent {
+                #expect(throws: Never.self) { try SIPMessage.parse(bytes) }
             }
         }
     }
     /// sip-tcp-without-content-length: a request from the PBX over UDP without Content-Length (allowed there) to a
-    /// phone registered over TCP leaves over TCP without one, where it is mandatory (RFC 3261 18.3) and the phone
-    /// cannot frame it. SIPMessageEditor.ensureContentLength exists for this; the engine does not call it. The
-    /// input is the harness's, written by hand from what it checks (a REGISTER and its 200 over TCP, then the
-    /// OPTIONS).
+    /// phone registered over TCP leaves over TCP with one, where it is mandatory (RFC 3261 18.3: the phone could not
+    /// frame it otherwise). The input is the harness's, written by hand from what it checks (a REGISTER and its 200
+    /// over TCP, then the OPTIONS).
     @Test func aMessageLeavingOverTCPCarriesAContentLength() throws {
         var d = SIPGatewayDriver()
         let phone = SIPFlow(transport: .tcp, remote: Endpoint("198.51.100.10:5060")!, connection: 1)
@@ -78,9 +70,7 @@ import Testing
         let options = try #require(d.last)
         #expect(options.to == phone)
         let sent = try SIPMessage.parse(ByteBuffer(string: options.text))
-        withKnownIssue("no Content-Length is added when a message moves from UDP to TCP") {
-            #expect(sent.contentLength == 0)
-        }
+        #expect(sent.contentLength == 0)
     }
 
     /// The FTP harness's addresses: the server and the gateway's inside address are the ones that must not leak.
@@ -88,30 +78,24 @@ import Testing
         client: Endpoint("198.51.100.7:50000")!, server: Endpoint("10.99.88.77:21")!,
         publicAddress: IPAddress("203.0.113.5")!, insideAddress: IPAddress("10.99.88.1")!)
 
-    /// A passive reply of another kind than the pending command asked for (a 228 to EPSV) is forwarded untouched,
-    /// the server's address in it, and not even reported as unsolicited (the engine's check only asks whether some
-    /// passive reply is expected). Close to the unsolicited-227 fix under way on main.
+    /// A passive reply of another kind than the pending command asked for (a 228 to EPSV) opens nothing and reaches
+    /// the client masked (it was forwarded untouched, the server's address in it).
     @Test func aPassiveReplyOfTheWrongKindDoesNotReachTheClientWithTheServersAddress() {
         var d = FTPSessionDriver(context: Self.ftpContext)
         d.server("\n")  // the harness's minimized transcript
         d.client("EPSV\n")
         d.server("228 4,4,10,99,88,77,2,1,8")
         #expect(d.opened.isEmpty)
-        withKnownIssue("a 228 to EPSV is forwarded untouched") {
-            #expect(!d.toClient.contains { $0.contains("10,99,88,77") })
-        }
+        #expect(!d.toClient.contains { $0.contains("10,99,88,77") })
     }
 
-    /// ftp-reply-text: the text of a passive reply is forwarded as the server wrote it, so an inside address the
-    /// server writes in words reaches the client. A limitation (the engine reads and rewrites the address, not the
-    /// prose), recorded so that a decision about it is made on purpose.
+    /// ftp-reply-text: an inside address the server writes out in the text of a passive reply is masked like any
+    /// other (it reached the client as the server wrote it).
     @Test func aPassiveReplyDoesNotTellTheClientAnInsideAddressInItsText() {
         var d = FTPSessionDriver(context: Self.ftpContext)
         d.server("\n")  // the harness's minimized transcript
         d.client("LPSV\n")
         d.server("228-10.99.88.1")
-        withKnownIssue("the text of a passive reply is not rewritten") {
-            #expect(!d.toClient.contains { $0.contains("10.99.88.1") })
-        }
+        #expect(!d.toClient.contains { $0.contains("10.99.88.1") })
     }
 }

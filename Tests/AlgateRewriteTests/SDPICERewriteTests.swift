@@ -120,4 +120,31 @@ import Testing
             #expect(finding?.line == sdp.count - 2)   // two host candidates replaced three and a remote-candidates
         }
     }
+
+    @Test("the audit reads addresses wherever they are written", arguments: [
+        ("a=x-server:10.0.0.9:5060", "10.0.0.9"),
+        ("a=x-server:sip:x10.0.0.9;lr", "10.0.0.9"),
+        ("a=x-list:1.2.10.0.0.9", "10.0.0.9"),
+        ("a=x-server:[fd00::9]:5060", "fd00::9"),
+        ("i=media server fd00::9 here", "fd00::9"),
+    ])
+    func auditFindsAddressesInText(_ line: String, _ address: String) throws {
+        let body = Array(("v=0\r\n" + line + "\r\n").utf8)
+        let networks = [CIDR("10.0.0.0/24")!, CIDR("fd00::/8")!]
+        let finding = body.withUnsafeBytes { SDPAddressAudit.firstForbidden(in: $0, forbidden: [], networks: networks) }
+        #expect(finding?.line == 2 && finding?.address == IPAddress(address), "\(line): \(String(describing: finding))")
+    }
+
+    @Test("the audit leaves what is no address of those networks", arguments: [
+        "a=x-server:110.0.0.9", "a=x-server:10.0.0.999", "a=rtpmap:0 PCMU/8000", "a=fingerprint:sha-256 FD:00:AB",
+        "c=IN IP4 0.0.0.0", "a=x-version:10.0.0",
+    ])
+    func auditLeavesOtherText(_ line: String) throws {
+        let body = Array(("v=0\r\n" + line + "\r\n").utf8)
+        let networks = [CIDR("10.0.0.0/24")!, CIDR("fd00::/8")!]
+        let finding = body.withUnsafeBytes {
+            SDPAddressAudit.firstForbidden(in: $0, forbidden: [], networks: networks)
+        }
+        #expect(finding == nil, "\(line): \(String(describing: finding))")
+    }
 }

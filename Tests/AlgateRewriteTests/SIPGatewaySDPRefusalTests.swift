@@ -122,3 +122,36 @@ import Testing
         #expect(forwarded.contains("a=group:BUNDLE a v\r\n"))
     }
 }
+
+/// `inside-networks`: an address of those networks anywhere in an SDP refuses the message, even one the SDP's
+/// own c=/o= never named.
+@Suite struct SIPGatewayInsideNetworksTests {
+    @Test func anInsideAddressInAnUnreadLineRefusesTheAnswer() throws {
+        var d = SIPGatewayDriver()
+        d.machine.insideNetworks = [CIDR("10.0.0.0/24")!]
+        d.fromPhone(SIPSamples.invite())
+        let forwarded = try #require(d.last).text
+        let before = d.sent.count
+        let body = SIPSamples.sdp("10.0.0.6", 10000) + "a=x-media-server:10.0.0.9\r\n"
+        d.fromPBX(SIPSamples.response(200, "OK", to: forwarded, sdpFrom: ("10.0.0.6", 10000))
+            .replacingOccurrences(of: SIPSamples.sdp("10.0.0.6", 10000), with: body)
+            .replacingOccurrences(of: "Content-Length: \(SIPSamples.sdp("10.0.0.6", 10000).utf8.count)",
+                                  with: "Content-Length: \(body.utf8.count)"))
+        let toPhone = d.sent[before...].filter { $0.to == SIPGatewayDriver.phone }
+        #expect(toPhone.count == 1)
+        #expect(toPhone.first?.text.hasPrefix("SIP/2.0 500 ") == true, "\(toPhone.first?.text ?? "")")
+        #expect(!(toPhone.first?.text.contains("10.0.0.9") ?? true))
+    }
+
+    @Test func withoutInsideNetworksOnlyAnnouncedAddressesCount() throws {
+        var d = SIPGatewayDriver()
+        d.fromPhone(SIPSamples.invite())
+        let forwarded = try #require(d.last).text
+        let body = SIPSamples.sdp("10.0.0.6", 10000) + "a=x-media-server:10.0.0.9\r\n"
+        d.fromPBX(SIPSamples.response(200, "OK", to: forwarded, sdpFrom: ("10.0.0.6", 10000))
+            .replacingOccurrences(of: SIPSamples.sdp("10.0.0.6", 10000), with: body)
+            .replacingOccurrences(of: "Content-Length: \(SIPSamples.sdp("10.0.0.6", 10000).utf8.count)",
+                                  with: "Content-Length: \(body.utf8.count)"))
+        #expect(d.last?.text.hasPrefix("SIP/2.0 200 OK") == true)
+    }
+}

@@ -49,6 +49,9 @@ public enum ASCII {
     public static func isDigit(_ byte: UInt8) -> Bool { byte >= zero && byte <= nine }
 
     @inline(__always)
+    public static func isHexDigit(_ byte: UInt8) -> Bool { isDigit(byte) || ((byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x66) }
+
+    @inline(__always)
     public static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A }
 
     @inline(__always)

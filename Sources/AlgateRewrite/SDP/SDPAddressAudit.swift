@@ -3,9 +3,9 @@
 ///
 /// The rewrite changes the lines it reads (o=, c=, m=, a=rtcp, ICE); an address can still sit elsewhere (a
 /// vendor attribute repeating the private c= address, a candidate at session level, a line the rewrite could not
-/// reach). The audit reads every line of the rewritten body as tokens (split at blanks and `/`, and for a= lines
-/// after the attribute name's `:`) and finds any token that is one of the forbidden addresses. The gateway refuses
-/// a message it finds one in rather than pass it.
+/// reach). The audit reads every line of the rewritten body for anything written as an address (four dotted
+/// octets anywhere, an IPv6 address in a run of hex digits and colons) and finds any that is forbidden. The
+/// gateway refuses a message it finds one in rather than pass it.
 public enum SDPAddressAudit {
     /// A line that names a forbidden address (line numbers count from 1 within the body).
     public struct Finding: Hashable, Sendable, CustomStringConvertible {
@@ -38,11 +38,13 @@ public enum SDPAddressAudit {
         return found
     }
 
-    /// The first line of `body` naming one of `forbidden`; nil when none does. With `skippingCandidates`, the
-    /// a=candidate and a=remote-candidates lines are not read (ICE passed on as it came, by configuration).
+    /// The first line of `body` naming one of `forbidden`, or an address of `networks` other than those in
+    /// `allowed`; nil when none does. With `skippingCandidates`, the a=candidate and a=remote-candidates lines are
+    /// not read (ICE passed on as it came, by configuration).
     public static func firstForbidden(in body: UnsafeRawBufferPointer, forbidden: Set<IPAddress>,
+                                      networks: [CIDR] = [], allowed: Set<IPAddress> = [],
                                       skippingCandidates: Bool = false) -> Finding? {
-        guard !forbidden.isEmpty else { return nil }
+        guard !forbidden.isEmpty || !networks.isEmpty else { return nil }
         var lineStart = 0
         var number = 0
         while lineStart < body.count {
@@ -55,41 +57,77 @@ public enum SDPAddressAudit {
                 || SDPRewrite.startsWith(body, line, "a=remote-candidates") { continue }
             var hit: IPAddress? = nil
             forEachAddress(in: body, line: line) { address in
-                if hit == nil, forbidden.contains(address.unmapped) { hit = address }
+                guard hit == nil else { return }
+                let plain = address.unmapped
+                if forbidden.contains(plain)
+                    || (!allowed.contains(plain) && !SDPSessionDescription.isUnspecified(plain)
+                        && networks.contains(where: { $0.contains(plain) })) {
+                    hit = address
+                }
             }
             if let hit { return Finding(line: number, address: hit) }
         }
         return nil
     }
 
-    /// Calls `body` for every token of the line that is an IPv4 or IPv6 address (brackets allowed).
+    /// Calls `body` for every address written in the line, wherever it stands: every run of digits and dots
+    /// holding four dotted octets (`10.0.0.9`, `x10.0.0.9:5060`, each four-octet window of `10.0.0.9.7`), and every
+    /// run of hex digits, colons and dots that is an IPv6 address (`[fd00::9]:5060`). The line's type letter and
+    /// `=`, and an attribute's name up to its colon, are skipped.
     static func forEachAddress(in bytes: UnsafeRawBufferPointer, line: Range<Int>, _ body: (IPAddress) -> Void) {
-        var index = line.lowerBound
-        // `x=`; for an attribute, its name up to the colon too (`a=rtcp:9 IN IP4 ...` yields `9`, `IN`, `IP4`, ...).
-        if line.count >= 2, bytes[index + 1] == ASCII.equals {
-            let isAttribute = bytes[index] == UInt8(ascii: "a")
-            index += 2
+        var start = line.lowerBound
+        if line.count >= 2, bytes[start + 1] == ASCII.equals {
+            let isAttribute = bytes[start] == UInt8(ascii: "a")
+            start += 2
             if isAttribute {
-                var colon = index
+                var colon = start
                 while colon < line.upperBound, bytes[colon] != ASCII.colon, !SIPGrammar.isBlank(bytes[colon]) { colon += 1 }
-                if colon < line.upperBound, bytes[colon] == ASCII.colon { index = colon + 1 }
+                if colon < line.upperBound, bytes[colon] == ASCII.colon { start = colon + 1 }
             }
         }
-        while index < line.upperBound {
-            while index < line.upperBound, isSeparator(bytes[index]) { index += 1 }
+        let content = start..<max(start, line.upperBound)
+        // IPv4: runs of digits and dots, read as octets; every window of four that are octets is an address.
+        var index = content.lowerBound
+        while index < content.upperBound {
+            guard ASCII.isDigit(bytes[index]) else { index += 1; continue }
             var end = index
-            while end < line.upperBound, !isSeparator(bytes[end]) { end += 1 }
-            var token = index..<end
-            index = end
-            if token.count >= 2, bytes[token.lowerBound] == ASCII.openBracket, bytes[token.upperBound - 1] == ASCII.closeBracket {
-                token = (token.lowerBound + 1)..<(token.upperBound - 1)
+            while end < content.upperBound, ASCII.isDigit(bytes[end]) || bytes[end] == ASCII.dot { end += 1 }
+            var octets: [Int?] = []
+            var part = index
+            while part < end {
+                var partEnd = part
+                while partEnd < end, bytes[partEnd] != ASCII.dot { partEnd += 1 }
+                octets.append(SIPGrammar.decimal(bytes, part..<partEnd, maxDigits: 3).flatMap { $0 <= 255 ? $0 : nil })
+                part = partEnd + 1
             }
-            guard token.count >= 2, token.count <= 45 else { continue }
-            if let address = IPAddress(ascii: UnsafeRawBufferPointer(rebasing: bytes[token])) { body(address) }
+            if octets.count >= 4 {
+                for window in 0...(octets.count - 4) {
+                    let four = octets[window..<(window + 4)].compactMap { $0 }
+                    guard four.count == 4 else { continue }
+                    body(.v4(four.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }))
+                }
+            }
+            index = end
+        }
+        // IPv6: runs of hex digits, colons and dots with two colons at least.
+        index = content.lowerBound
+        while index < content.upperBound {
+            guard Self.isIPv6Byte(bytes[index]) else { index += 1; continue }
+            var end = index
+            var colons = 0
+            while end < content.upperBound, Self.isIPv6Byte(bytes[end]) {
+                if bytes[end] == ASCII.colon { colons += 1 }
+                end += 1
+            }
+            if colons >= 2, end - index <= 45,
+               let address = IPAddress(ascii: UnsafeRawBufferPointer(rebasing: bytes[index..<end])), !address.isIPv4 {
+                body(address)
+            }
+            index = end
         }
     }
 
-    private static func isSeparator(_ byte: UInt8) -> Bool {
-        byte == ASCII.space || byte == ASCII.tab || byte == ASCII.cr || byte == SIPGrammar.slash
+    private static func isIPv6Byte(_ byte: UInt8) -> Bool {
+        ASCII.isHexDigit(byte) || byte == ASCII.colon || byte == ASCII.dot
     }
 }

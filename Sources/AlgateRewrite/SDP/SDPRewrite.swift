@@ -255,6 +255,8 @@ public struct SDPRewrite: Hashable, Sendable {
     static func insertion(_ line: [UInt8], at offset: Int, body: UnsafeRawBufferPointer,
                           sdp: SDPSessionDescription) -> Edit {
         guard offset > 0, body[offset - 1] != ASCII.lf else { return Edit(range: offset..<offset, bytes: line) }
+        // A last line that ends in a bare CR (a body cut between CR and LF) gets its LF, not a second line end.
+        if body[offset - 1] == ASCII.cr { return Edit(range: offset..<offset, bytes: [ASCII.lf] + line) }
         return Edit(range: offset..<offset, bytes: sdp.lineEnding + line)
     }
 

@@ -26,6 +26,8 @@ public struct SIPGatewayStateMachine: Sendable {
     public var dialogMappingLifetime: Double = 3600
     /// What happens to the ICE candidates of relayed streams (``SDPRewrite/ICEMode``).
     public var ice: SDPRewrite.ICEMode = .replace
+    /// Networks whose addresses no SDP the engine passes on may name, whichever way it goes (its own excepted).
+    public var insideNetworks: [CIDR] = []
     /// Consulted for every request after it parsed and before it is routed; nil admits everything.
     public var admission: (@Sendable (_ message: SIPMessage, _ from: SIPFlow, _ side: SIPSide) -> SIPAdmission)?
 
@@ -248,6 +250,10 @@ public struct SIPGatewayStateMachine: Sendable {
             }
             refuseMedia(work, reason: "\(finding) after the rewrite")
             return
+        }
+        if work.destination.transport == .tcp {
+            // Over UDP a message may do without Content-Length; over TCP it is what frames it (RFC 3261 18.3).
+            work.editor.ensureContentLength()
         }
         let bytes = work.editor.build()
         outbox.append(.report(.forwarded(summary: work.summary, from: work.flow, to: work.destination)))
@@ -705,7 +711,8 @@ public struct SIPGatewayStateMachine: Sendable {
             forbidden.subtract(ownAddresses)
             let rewritten = rewrite.apply(to: sdp.description, body: body)
             return rewritten.withUnsafeBytes {
-                SDPAddressAudit.firstForbidden(in: $0, forbidden: forbidden, skippingCandidates: ice == .pass)
+                SDPAddressAudit.firstForbidden(in: $0, forbidden: forbidden, networks: insideNetworks,
+                                               allowed: ownAddresses, skippingCandidates: ice == .pass)
             }
         }
         if let finding { return finding }

@@ -38,8 +38,8 @@ public enum SIPResponseBuilder {
         }
     }
 
-    /// A response with `code` to the request in `bytes`, read leniently; nil when `bytes` is not a request or lacks
-    /// a Via.
+    /// A response with `code` to the request in `bytes`, read leniently; nil when `bytes` is not a request, or when
+    /// what it holds of Via, From, To, Call-ID and CSeq does not make a response that parses.
     public static func response(to bytes: ByteBuffer, code: Int, reason: String) -> ByteBuffer? {
         bytes.withUnsafeReadableBytes { raw -> ByteBuffer? in
             let skip = SIPHeaderSection.leadingLineEnds(raw)
@@ -48,12 +48,22 @@ public enum SIPResponseBuilder {
             else { return nil }
             var out = Array("SIP/2.0 \(code) \(reason)\r\n".utf8)
             var sawVia = false
+            // The request line's method, for a CSeq that does not say `number method` (the client matches its
+            // transaction by branch and method; a 400 naming the CSeq must still reach it).
+            var methodEnd = skip
+            while methodEnd < raw.count, SIPGrammar.isTokenChar(raw[methodEnd]) { methodEnd += 1 }
+            let method = Array(raw[skip..<methodEnd])
             // The copied field being written, while continuation lines may still extend it.
-            var open: (isTo: Bool, valueStart: Int)? = nil
+            var open: (isTo: Bool, isCSeq: Bool, valueStart: Int)? = nil
             func close() {
                 guard let field = open else { return }
                 if field.isTo, !out[field.valueStart...].map(ASCII.lower).contains(subsequence: Array(";tag=".utf8)) {
                     out.append(contentsOf: ";tag=\(toTag)".utf8)
+                }
+                if field.isCSeq, !Self.isCSeqValue(out[field.valueStart...]), !method.isEmpty {
+                    out.removeSubrange(field.valueStart...)
+                    out.append(contentsOf: "0 ".utf8)
+                    out.append(contentsOf: method)
                 }
                 out.append(contentsOf: [ASCII.cr, ASCII.lf])
                 open = nil
@@ -95,13 +105,17 @@ public enum SIPResponseBuilder {
                     valueStart += 1
                 }
                 let isTo = name == Array("to".utf8) || name == Array("t".utf8)
-                open = (isTo, out.count)
+                open = (isTo, name == Array("cseq".utf8), out.count)
                 out.append(contentsOf: line[valueStart...])
             }
             close()
             guard sawVia else { return nil }
             out.append(contentsOf: "Content-Length: 0\r\n\r\n".utf8)
-            return ByteBuffer(bytes: out)
+            // Only an answer that is itself a message, with everything its transaction is matched by, goes out:
+            // copied lines may hold bytes (a bare CR, a NUL) or lack fields that no peer could match it with.
+            let response = ByteBuffer(bytes: out)
+            guard let parsed = try? SIPMessage.parse(response), parsed.statusCode == code else { return nil }
+            return response
         }
     }
 
@@ -126,6 +140,15 @@ public enum SIPResponseBuilder {
     /// `Bad Request (explanation)`, printable ASCII only, at most 100 characters of explanation.
     public static func badRequestReason(_ explanation: String) -> String {
         "Bad Request (" + String(explanation.prefix(100).map { $0.isASCII && $0 >= " " ? $0 : "?" }) + ")"
+    }
+
+    /// `1*DIGIT LWS token`, the number below 2**31.
+    static func isCSeqValue(_ value: ArraySlice<UInt8>) -> Bool {
+        let digits = value.prefix { ASCII.isDigit($0) }
+        let rest = value.dropFirst(digits.count)
+        let method = rest.drop { $0 == ASCII.space || $0 == ASCII.tab }
+        return !digits.isEmpty && digits.count <= 10 && (Int(String(decoding: digits, as: UTF8.self)) ?? .max) < 1 << 31
+            && method.count < rest.count && !method.isEmpty && method.allSatisfy(SIPGrammar.isTokenChar)
     }
 
     /// The bytes of `range` with every line fold (CR and/or LF and the blanks after it) as one space.

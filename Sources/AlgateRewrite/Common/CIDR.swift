@@ -1,5 +1,3 @@
-public import AlgateRewrite
-
 /// A network in CIDR notation, `10.0.0.0/8` or `2001:db8::/32`; a bare address is a /32 or /128.
 public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     public var network: IPAddress
