@@ -92,20 +92,21 @@ public enum SDPAddressAudit {
             guard ASCII.isDigit(bytes[index]) else { index += 1; continue }
             var end = index
             while end < content.upperBound, ASCII.isDigit(bytes[end]) || bytes[end] == ASCII.dot { end += 1 }
-            var octets: [Int?] = []
+            // The last four parts as one number, and how many of them in a row are octets.
+            var value: UInt32 = 0
+            var octetsInARow = 0
             var part = index
             while part < end {
                 var partEnd = part
                 while partEnd < end, bytes[partEnd] != ASCII.dot { partEnd += 1 }
-                octets.append(SIPGrammar.decimal(bytes, part..<partEnd, maxDigits: 3).flatMap { $0 <= 255 ? $0 : nil })
-                part = partEnd + 1
-            }
-            if octets.count >= 4 {
-                for window in 0...(octets.count - 4) {
-                    let four = octets[window..<(window + 4)].compactMap { $0 }
-                    guard four.count == 4 else { continue }
-                    body(.v4(four.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }))
+                if let octet = SIPGrammar.decimal(bytes, part..<partEnd, maxDigits: 3), octet <= 255 {
+                    value = value << 8 | UInt32(octet)
+                    octetsInARow += 1
+                    if octetsInARow >= 4 { body(.v4(value)) }
+                } else {
+                    octetsInARow = 0
                 }
+                part = partEnd + 1
             }
             index = end
         }

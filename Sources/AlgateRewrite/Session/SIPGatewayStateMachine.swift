@@ -81,10 +81,13 @@ public struct SIPGatewayStateMachine: Sendable {
     /// The remote end of each outside TCP connection, so responses name the connection's real peer.
     private var connectionRemotes: [UInt64: Endpoint] = [:]
     private let tokenSalt = UInt64.random(in: 1...UInt64.max)
+    /// The gateway's own addresses: SDP may name these, and nothing else the sender announced.
+    private let ownAddresses: Set<IPAddress>
 
     public init(context: SIPGatewayContext, limits: SIPLimits = .init()) {
         self.context = context
         self.limits = limits
+        self.ownAddresses = Set([context.publicAddress, context.publicMediaAddress, context.insideAddress].map(\.unmapped))
     }
 
     /// The flows of live registrations, for NAT keep-alives.
@@ -588,8 +591,8 @@ public struct SIPGatewayStateMachine: Sendable {
             refuseMedia(work, reason: "SDP does not parse: \(error.explanation)")
             return false
         }
-        let connections = [sdp.connection].compactMap { $0 } + sdp.media.flatMap(\.connections)
-        if connections.contains(where: { !$0.isInternet }) || sdp.origin.map({ !$0.isInternet }) == true {
+        if sdp.connection.map({ !$0.isInternet }) == true || sdp.origin.map({ !$0.isInternet }) == true
+            || sdp.media.contains(where: { $0.connections.contains { !$0.isInternet } }) {
             refuseMedia(work, reason: "SDP names a network type other than IN IP4/IP6")
             return false
         }
@@ -600,17 +603,19 @@ public struct SIPGatewayStateMachine: Sendable {
         }
         let outsideAllowed = work.side == .outside ? work.flow.remote.address : work.destination.remote.address
         // BUNDLE (RFC 9143): m= lines that name the same address and port are one transport, so one relay.
-        var bundled: [Endpoint: Int] = [:]
+        // (A few m= lines at most: a scan of the earlier ones costs nothing a table would save.)
         for (index, media) in sdp.media.enumerated() where !media.isDisabled {
             var peer: Endpoint? = nil
             if let address = sdp.connectionAddress(of: media), !SDPSessionDescription.isUnspecified(address) {
                 peer = Endpoint(address: address, port: media.port)
             }
-            if let peer, let first = bundled[peer] {
+            if let peer, let first = sdp.media[..<index].indices.first(where: { earlier in
+                !sdp.media[earlier].isDisabled && sdp.media[earlier].port == peer.port
+                    && sdp.connectionAddress(of: sdp.media[earlier]) == peer.address
+            }) {
                 if let relay = work.streamRelays[first] { work.streamRelays[index] = relay }
                 continue
             }
-            if let peer { bundled[peer] = index }
             let rtcp = media.rtcp?.port
             if let stream = dialogs[work.callID]?.streams[index] {
                 work.streamRelays[index] = stream.relay
@@ -703,7 +708,7 @@ public struct SIPGatewayStateMachine: Sendable {
             targets[index] = SDPRewrite.Target(address: address, port: port, rtcpPort: port &+ 1)
         }
         let rewrite = SDPRewrite(media: targets, sessionAddress: address, ice: ice)
-        let ownAddresses = Set([context.publicAddress, context.publicMediaAddress, context.insideAddress].map(\.unmapped))
+        let ownAddresses = self.ownAddresses
         let finding = work.message.bytes.withUnsafeReadableBytes { raw -> SDPAddressAudit.Finding? in
             let body = UnsafeRawBufferPointer(rebasing: raw[sdp.range])
             var forbidden = SDPAddressAudit.announcedAddresses(sdp.description, body: body, candidates: ice != .pass)
@@ -717,7 +722,7 @@ public struct SIPGatewayStateMachine: Sendable {
         }
         if let finding { return finding }
         rewrite.apply(to: sdp.description, at: sdp.range, in: &work.editor)
-        work.summary += " [SDP: \(Set(targets.compactMap { $0 }).count) stream(s) via \(address)]"
+        work.summary += " [SDP: \(targets.compactMap { $0 }.count) stream(s) via \(address)]"
         return nil
     }
 
@@ -741,7 +746,7 @@ public struct SIPGatewayStateMachine: Sendable {
     /// A CANCEL or ACK of an INVITE the gateway answered itself ends here: the CANCEL gets its 200 (RFC 3261 9.2:
     /// it matched a transaction, which is already answered), the ACK of the refusal is absorbed.
     private mutating func absorbAfterRefusal(_ message: SIPMessage, flow: SIPFlow) -> Bool {
-        guard message.method == "CANCEL" || message.method == "ACK",
+        guard message.method == "CANCEL" || message.method == "ACK", refusedInvites.count > 0,
               refusedInvites.contains(Self.transactionKey(message)) else { return false }
         if message.method == "CANCEL", let ok = SIPResponseBuilder.response(to: message, code: 200, reason: "OK") {
             outbox.append(.report(.refused(reason: "CANCEL of an INVITE algate refused; answered here", from: flow,

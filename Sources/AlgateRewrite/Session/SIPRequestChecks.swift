@@ -5,7 +5,7 @@ extension SIPGatewayStateMachine {
     /// Content-Length are checked by the parser.
     static func routingProblem(_ message: SIPMessage) -> String? {
         if message.from.tag?.isEmpty ?? true { return "From has no tag" }
-        for field in message.fields(.expires) where !isDeltaSeconds(message.text(field.valueRange)) {
+        for field in message.headers where field.name == .expires && !isDeltaSeconds(message.text(field.valueRange)) {
             return "malformed Expires"
         }
         for contact in message.contacts {
