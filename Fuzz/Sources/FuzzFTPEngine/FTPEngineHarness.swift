@@ -16,8 +16,7 @@ public func fuzzFTPEngine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 /// - no line forwarded either way is longer than the line limit;
 /// - no line of a 227/228/229 reply reaches the client announcing the server's or the gateway's inside address
 ///   (as the address scanners read it), a rewritten one announces the public address, and no such line has an
-///   inside address anywhere else in its text (comma, dotted or IPv6 form; a known limitation, see
-///   ``KnownDefect/ftpReplyText``);
+///   inside address anywhere else in its text (comma, dotted or IPv6 form);
 /// - a PORT/EPRT/LPRT reaches the server only rewritten, naming the gateway's inside address and the pinhole's port;
 /// - every pinhole admits only the control peer it is for and relays only to the other control peer; an active one
 ///   never to a port below 1024.
@@ -48,12 +47,8 @@ struct FTPEngineHarness {
     private let insideForms: [[UInt8]]
     /// The reply to the client in progress: its code while a multi-line reply is open.
     private var openReply: Int?
-    /// The engine said the current reply is unsolicited (a known defect leaves it untouched).
-    private var unsolicited = false
     /// The engine reported a rewrite of the line it forwards next.
     private var rewritten = false
-    /// The reply code the last passive command forwarded asks for.
-    private var passiveCode: Int?
     /// The port of the active pinhole whose command is forwarded next.
     private var activePort: UInt16?
     private var nextDefaultPort: UInt16 = 40_000
@@ -129,8 +124,6 @@ struct FTPEngineHarness {
             case .openPinhole(let request):
                 checkPinhole(request)
                 answer(request)
-            case .report(.unsolicitedReply):
-                unsolicited = true
             case .report(.rewritten):
                 rewritten = true
             case .close:
@@ -144,15 +137,9 @@ struct FTPEngineHarness {
     }
 
     private func checkLength(_ line: [UInt8], to side: FTPSide) {
-        if rewritten {
-            Invariant.check(line.count <= Self.maxLineLength, knownDefect: .ftpLongLine,
-                            "a rewritten line of \(line.count) bytes goes to the \(side), over the limit of "
-                            + "\(Self.maxLineLength): \(Self.show(line))")
-        } else {
-            Invariant.check(line.count <= Self.maxLineLength,
-                            "a line of \(line.count) bytes goes to the \(side), over the limit of "
-                            + "\(Self.maxLineLength): \(Self.show(line))")
-        }
+        Invariant.check(line.count <= Self.maxLineLength,
+                        "a\(rewritten ? " rewritten" : "") line of \(line.count) bytes goes to the \(side), over the "
+                        + "limit of \(Self.maxLineLength): \(Self.show(line))")
     }
 
     /// A line of a 227/228/229 reply must not name the inside.
@@ -163,16 +150,11 @@ struct FTPEngineHarness {
             if line.withUnsafeBytes({ FTPReplyLine.closes($0, code: open) }) { openReply = nil }
         } else if let reply = line.withUnsafeBytes({ FTPReplyLine($0) }) {
             code = reply.code
-            unsolicited = unsolicited && [227, 228, 229].contains(reply.code)
             if reply.opensMultiline { openReply = reply.code }
         } else {
             code = nil
         }
-        defer { if openReply == nil { unsolicited = false } }
         guard let code, [227, 228, 229].contains(code) else { return }
-        // A passive reply of another kind than the last passive command asked for (a 228 to EPSV) is forwarded
-        // untouched too, without even an unsolicited report: the same defect.
-        let defect: KnownDefect? = unsolicited || passiveCode != code ? .ftpUnsolicitedReply : nil
         // The address a client reads from the line (the scanners are the rule clients follow too).
         let found: FTPAddressScanner.Match? = line.withUnsafeBytes { bytes in
             switch code {
@@ -183,7 +165,7 @@ struct FTPEngineHarness {
         }
         if let found {
             let announced = found.endpoint.address
-            Invariant.check(!insideAddresses.contains { announced.isSameHost(as: $0) }, knownDefect: defect,
+            Invariant.check(!insideAddresses.contains { announced.isSameHost(as: $0) },
                             "a \(code) reply line announces the inside address \(announced): \(Self.show(line))")
             if rewritten {
                 Invariant.check(announced.isSameHost(as: context.publicAddress),
@@ -191,24 +173,17 @@ struct FTPEngineHarness {
                                 + Self.show(line))
             }
         }
-        // The inside addresses as text anywhere else in the line: the server's own words, which the engine does
-        // not claim to read (a number list that is no address, a dotted address in the text).
+        // The inside addresses as text anywhere else in the line: the server's own words (a number list that is
+        // no address, a dotted address in the text), which the engine masks.
         for form in insideForms where line.firstRange(of: form) != nil {
-            Invariant.check(false, knownDefect: defect ?? .ftpReplyText,
-                            "a \(code) reply line names the inside address as "
-                            + "\(String(decoding: form, as: UTF8.self)): \(Self.show(line))")
+            Invariant.fail("a \(code) reply line names the inside address as "
+                           + "\(String(decoding: form, as: UTF8.self)): \(Self.show(line))")
         }
     }
 
     /// An active-mode command reaches the server only as the engine's rewrite.
     private mutating func checkCommand(_ line: [UInt8]) {
         let command = line.withUnsafeBytes { FTPCommandLine($0) }
-        switch command.verb {
-        case .pasv: passiveCode = 227
-        case .lpsv: passiveCode = 228
-        case .epsv: passiveCode = 229
-        default: break
-        }
         guard [.port, .eprt, .lprt].contains(command.verb) else { return }
         Invariant.check(rewritten, "an active-mode command reaches the server unrewritten: \(Self.show(line))")
         let endpoint: Endpoint? = line.withUnsafeBytes { bytes in

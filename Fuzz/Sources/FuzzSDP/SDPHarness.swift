@@ -18,11 +18,6 @@ enum SDPHarness {
         let limits = SDPLimits()
         guard let sdp = input.withUnsafeBytes({ try? SDPSessionDescription.parse($0, limits: limits) }) else { return }
         let hash = FuzzHash(input)
-        // A known defect changes the line before an added one when the body ends in a bare CR.
-        let defect: KnownDefect? = input.last == 0x0D ? .sdpTrailingCR : nil
-        func check(_ condition: Bool, _ message: @autoclosure () -> String, line: UInt = #line) {
-            Invariant.check(condition, knownDefect: defect, message(), line: line)
-        }
         let rewrite = SDPRewrite(media: targets(sdp.media.count, hash), sessionAddress: sessionAddress(hash))
         let output = input.withUnsafeBytes { rewrite.apply(to: sdp, body: $0) }
 
@@ -40,62 +35,62 @@ enum SDPHarness {
         switch reparsed {
         case .success(let description): after = description
         case .failure(let error):
-            check(false, "the rewritten SDP does not parse (\(error.explanation)): \(show(output))")
+            Invariant.check(false, "the rewritten SDP does not parse (\(error.explanation)): \(show(output))")
             return
         }
-        check(after.media.count == sdp.media.count, "\(after.media.count) m= lines, was \(sdp.media.count)")
+        Invariant.check(after.media.count == sdp.media.count, "\(after.media.count) m= lines, was \(sdp.media.count)")
 
         let targets = rewrite.media
         let session = rewrite.sessionAddress ?? sdp.media.indices.lazy
             .compactMap { $0 < targets.count && !sdp.media[$0].isDisabled ? targets[$0] : nil }.first?.address
         if let session {
             if let origin = sdp.origin, origin.isInternet, !origin.isUnspecified {
-                check(after.origin?.address == session.unmapped,
+                Invariant.check(after.origin?.address == session.unmapped,
                                 "o= names \(String(describing: after.origin?.address)), not \(session): \(show(output))")
             }
             if let connection = sdp.connection, connection.isInternet, !connection.isUnspecified {
-                check(after.connection?.address == session.unmapped,
+                Invariant.check(after.connection?.address == session.unmapped,
                                 "the session c= names \(String(describing: after.connection?.address)), not \(session)")
             }
         }
         for (index, media) in sdp.media.enumerated() {
             let new = after.media[index]
-            check(new.kind == media.kind && new.transport == media.transport,
+            Invariant.check(new.kind == media.kind && new.transport == media.transport,
                             "m= line \(index) changed its media or transport from \(media.kind.debugDescription) "
                             + "\(media.transport.debugDescription) to \(new.kind.debugDescription) "
                             + "\(new.transport.debugDescription): \(show(input)) -> \(show(output))")
             let target = index < targets.count && !media.isDisabled ? targets[index] : nil
             guard let target else {
-                check(new.port == media.port, "m= line \(index) was left alone and changed its port")
+                Invariant.check(new.port == media.port, "m= line \(index) was left alone and changed its port")
                 if !media.isDisabled {
                     let before = sdp.connectionAddress(of: media)
-                    check(after.connectionAddress(of: new) == before,
+                    Invariant.check(after.connectionAddress(of: new) == before,
                                     "m= line \(index) was left alone and now goes to "
                                     + "\(String(describing: after.connectionAddress(of: new))), not \(String(describing: before))")
                 }
                 continue
             }
-            check(new.port == target.port, "m= line \(index) has port \(new.port), not \(target.port)")
+            Invariant.check(new.port == target.port, "m= line \(index) has port \(new.port), not \(target.port)")
             let old = media.connection ?? sdp.connection
             let onHold = old?.isUnspecified ?? false
             if old == nil || old?.isInternet == true, !onHold {
-                check(after.connectionAddress(of: new) == target.address.unmapped,
+                Invariant.check(after.connectionAddress(of: new) == target.address.unmapped,
                                 "m= line \(index) goes to \(String(describing: after.connectionAddress(of: new))), "
                                 + "not \(target.address): \(show(output))")
                 for connection in new.connections where connection.isInternet && !connection.isUnspecified {
-                    check(connection.address == target.address.unmapped,
+                    Invariant.check(connection.address == target.address.unmapped,
                                     "a c= of m= line \(index) names \(String(describing: connection.address))")
                 }
             }
             if let rtcpPort = target.rtcpPort, let rtcp = media.rtcp {
-                check(new.rtcp?.port == rtcpPort, "a=rtcp of m= line \(index) is not \(rtcpPort)")
+                Invariant.check(new.rtcp?.port == rtcpPort, "a=rtcp of m= line \(index) is not \(rtcpPort)")
                 if rtcp.address != nil, rtcp.isInternet, !rtcp.isUnspecified {
-                    check(new.rtcp?.address == target.address.unmapped,
+                    Invariant.check(new.rtcp?.address == target.address.unmapped,
                                     "a=rtcp of m= line \(index) names \(String(describing: new.rtcp?.address))")
                 }
             }
         }
-        check(untouchedLines(input) == untouchedLines(output),
+        Invariant.check(untouchedLines(input) == untouchedLines(output),
                         "a line the rewrite does not own changed: \(show(output))")
     }
 
