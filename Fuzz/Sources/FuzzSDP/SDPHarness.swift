@@ -12,7 +12,7 @@ public func fuzzSDP(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 /// some streams left alone, RTCP ports or not). The rewritten body re-parses; each stream with a target goes to it
 /// (port, c= whether its own or the session's, a=rtcp) unless it was on hold; each stream left alone still goes
 /// where it went; o= and the session c= name the session address; and every line the rewrite does not own (o=, c=,
-/// m=, a=rtcp) is unchanged, in order.
+/// m=, a=rtcp, ICE candidates) is unchanged, in order; the candidates left are the relay's, on the target.
 enum SDPHarness {
     static func run(_ input: [UInt8]) {
         let limits = SDPLimits()
@@ -92,6 +92,35 @@ enum SDPHarness {
         }
         Invariant.check(untouchedLines(input) == untouchedLines(output),
                         "a line the rewrite does not own changed: \(show(output))")
+        checkCandidates(after, output, targets: targets, sdp: sdp)
+    }
+
+    /// ICE in the default `replace` mode: no candidate is left at session level, no a=remote-candidates anywhere,
+    /// and the candidates of a stream are the relay's, on its target, or none when it has no target.
+    static func checkCandidates(_ after: SDPSessionDescription, _ output: [UInt8], targets: [SDPRewrite.Target?],
+                                sdp: SDPSessionDescription) {
+        for line in after.sessionICELines {
+            Invariant.check(!isCandidateLine(output[line]),
+                            "a candidate stays at session level: \(show(Array(output[line])))")
+        }
+        for (index, media) in after.media.enumerated() {
+            Invariant.check(media.remoteCandidateLines.isEmpty, "m= line \(index) keeps its a=remote-candidates")
+            let target = index < targets.count && !sdp.media[index].isDisabled ? targets[index] : nil
+            for line in media.candidateLines {
+                // a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ ...
+                let fields = output[line].split(separator: 0x20)
+                let address = fields.count > 4 ? IPAddress(String(decoding: fields[4], as: UTF8.self)) : nil
+                Invariant.check(target != nil && address == target?.address.unmapped,
+                                "m= line \(index) has a candidate not on its target "
+                                + "\(target.map { "\($0.address)" } ?? "(none)"): \(show(Array(output[line])))")
+            }
+        }
+    }
+
+    /// A line the rewrite owns in `replace` mode: a=candidate or a=remote-candidates (any case).
+    static func isCandidateLine(_ line: ArraySlice<UInt8>) -> Bool {
+        let lower = String(decoding: line.prefix(19), as: UTF8.self).lowercased()
+        return lower.hasPrefix("a=candidate") || lower.hasPrefix("a=remote-candidates")
     }
 
     /// Per m= line: none (a quarter), an IPv4 or an IPv6 target, with an RTCP port or not.
@@ -114,13 +143,15 @@ enum SDPHarness {
         }
     }
 
-    /// The lines other than o=, c=, m= and a=rtcp:, without their line ends.
+    /// The lines other than o=, c=, m=, a=rtcp: and the ICE candidates (which `replace`, the default, swaps for
+    /// the relay's or drops), without their line ends.
     static func untouchedLines(_ body: [UInt8]) -> [ArraySlice<UInt8>] {
         body.split(separator: 0x0A, omittingEmptySubsequences: true).map { line in
             line.last == 0x0D ? line.dropLast() : line
         }.filter { line in
             !line.isEmpty && !line.starts(with: Array("o=".utf8)) && !line.starts(with: Array("c=".utf8))
                 && !line.starts(with: Array("m=".utf8)) && !line.starts(with: Array("a=rtcp:".utf8))
+                && !isCandidateLine(line)
         }
     }
 
