@@ -16,7 +16,8 @@ public func fuzzFTPEngine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 /// - no line forwarded either way is longer than the line limit;
 /// - no line of a 227/228/229 reply reaches the client announcing the server's or the gateway's inside address
 ///   (as the address scanners read it), a rewritten one announces the public address, and no such line has an
-///   inside address anywhere else in its text (comma, dotted or IPv6 form);
+///   inside address anywhere else in it: dotted or IPv6 text, or a number list that is an address form of FTP's
+///   grammar (six numbers, or a long form, from where the list starts; `10,99,88,77` or `610,99,88,77` is none);
 /// - a PORT/EPRT/LPRT reaches the server only rewritten, naming the gateway's inside address and the pinhole's port;
 /// - every pinhole admits only the control peer it is for and relays only to the other control peer; an active one
 ///   never to a port below 1024.
@@ -42,7 +43,7 @@ struct FTPEngineHarness {
     private var answers: [FTPTranscript.Record] = []
     private var closed = false
     private var passthrough = false
-    /// The server's and the gateway's inside address, and every way a line could spell them.
+    /// The server's and the gateway's inside address, and their text (dotted or IPv6).
     private let insideAddresses: [IPAddress]
     private let insideForms: [[UInt8]]
     /// The reply to the client in progress: its code while a multi-line reply is open.
@@ -58,15 +59,7 @@ struct FTPEngineHarness {
         context = records.first == .ipv6 ? Self.ipv6 : Self.ipv4
         engine = FTPSessionStateMachine(context: context)
         insideAddresses = [context.server.address, context.insideAddress]
-        insideForms = insideAddresses.flatMap(Self.textForms)
-    }
-
-    /// Every way a line could spell `address`: dotted or IPv6 text, and the comma-separated bytes of PORT/227 and
-    /// LPRT/228.
-    static func textForms(_ address: IPAddress) -> [[UInt8]] {
-        let bytes = address.unmapped.bytes
-        let commas = Array(bytes.map(String.init).joined(separator: ",").utf8)
-        return [address.unmapped.asciiBytes, commas]
+        insideForms = insideAddresses.map(\.unmapped.asciiBytes)
     }
 
     mutating func run() {
@@ -173,12 +166,57 @@ struct FTPEngineHarness {
                                 + Self.show(line))
             }
         }
-        // The inside addresses as text anywhere else in the line: the server's own words (a number list that is
-        // no address, a dotted address in the text), which the engine masks.
+        // The inside addresses anywhere else in the line, the server's own words, which the engine masks: as text,
+        // or as a number list that is an address form.
         for form in insideForms where line.firstRange(of: form) != nil {
             Invariant.fail("a \(code) reply line names the inside address as "
                            + "\(String(decoding: form, as: UTF8.self)): \(Self.show(line))")
         }
+        for list in Self.numberLists(line) {
+            guard let address = Self.addressRead(from: list), insideAddresses.contains(where: { address.isSameHost(as: $0) })
+            else { continue }
+            Invariant.fail("a \(code) reply line has a number list naming the inside address \(address): "
+                           + Self.show(line))
+        }
+    }
+
+    /// The comma-separated number lists of the line (spaces allowed after a comma), each from where a list
+    /// starts: a digit after no digit and no comma.
+    static func numberLists(_ line: [UInt8]) -> [[Int]] {
+        let isDigit: (UInt8) -> Bool = { (0x30...0x39).contains($0) }
+        var lists: [[Int]] = []
+        var index = 0
+        while index < line.count {
+            guard isDigit(line[index]), index == 0 || (!isDigit(line[index - 1]) && line[index - 1] != 0x2C) else {
+                index += 1
+                continue
+            }
+            var numbers: [Int] = []
+            while true {
+                let digits = line[index...].prefix(while: isDigit)
+                numbers.append(digits.prefix(7).reduce(0) { $0 * 10 + Int($1 - 0x30) })
+                index += digits.count
+                var next = index
+                guard next < line.count, line[next] == 0x2C else { break }
+                next += 1
+                while next < line.count, line[next] == 0x20 { next += 1 }
+                guard next < line.count, isDigit(line[next]) else { break }
+                index = next
+            }
+            lists.append(numbers)
+        }
+        return lists
+    }
+
+    /// The address a number list names in FTP's grammar: the host of six numbers (`h1,h2,h3,h4,p1,p2`, PORT/227)
+    /// or of a long form (LPRT/228: `4,4,h1..h4,2,p1,p2`, `6,16,h1..h16,2,p1,p2`), each number 0-255; nil for any
+    /// other list, which names no address (FTPReplyMasker leaves `1,2,3,4,5,6,7` alone by design).
+    static func addressRead(from numbers: [Int]) -> IPAddress? {
+        guard numbers.allSatisfy({ $0 <= 255 }) else { return nil }
+        if numbers.count == 6 { return IPAddress(bytes: numbers[..<4].map { UInt8($0) }) }
+        guard numbers.count >= 2, let length = [4: 4, 6: 16][numbers[0]], numbers[1] == length,
+              numbers.count == 2 + length + 3, numbers[2 + length] == 2 else { return nil }
+        return IPAddress(bytes: numbers[2..<(2 + length)].map { UInt8($0) })
     }
 
     /// An active-mode command reaches the server only as the engine's rewrite.
