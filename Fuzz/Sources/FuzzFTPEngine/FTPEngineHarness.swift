@@ -168,7 +168,7 @@ struct FTPEngineHarness {
         }
         // The inside addresses anywhere else in the line, the server's own words, which the engine masks: as text,
         // or as a number list that is an address form.
-        for form in insideForms where line.firstRange(of: form) != nil {
+        for form in insideForms where Self.names(line, form) {
             Invariant.fail("a \(code) reply line names the inside address as "
                            + "\(String(decoding: form, as: UTF8.self)): \(Self.show(line))")
         }
@@ -178,6 +178,30 @@ struct FTPEngineHarness {
             Invariant.fail("a \(code) reply line has a number list naming the inside address \(address): "
                            + Self.show(line))
         }
+    }
+
+    /// Whether `line` has `form`, an address's text, as a whole: no digit, dot (or, for IPv6, hex digit or colon)
+    /// right before it, none right after it (a dot only when a digit follows): `10.99.88.10` and `110.99.88.1` do
+    /// not name 10.99.88.1, `10.99.88.1.` and `x10.99.88.1:21` do.
+    static func names(_ line: [UInt8], _ form: [UInt8]) -> Bool {
+        let v6 = form.contains(0x3A)
+        let isPart: (UInt8) -> Bool = { byte in
+            (0x30...0x39).contains(byte)
+                || (v6 && (byte == 0x3A || (0x41...0x46).contains(byte) || (0x61...0x66).contains(byte)))
+        }
+        var from = 0
+        while let found = line[from...].firstRange(of: form) {
+            from = found.lowerBound + 1
+            let before = found.lowerBound > 0 ? line[found.lowerBound - 1] : nil
+            let after = found.upperBound < line.count ? line[found.upperBound] : nil
+            let afterNext = found.upperBound + 1 < line.count ? line[found.upperBound + 1] : nil
+            if let before, isPart(before) || before == 0x2E { continue }
+            if let after, isPart(after) || (after == 0x2E && afterNext.map { (0x30...0x39).contains($0) } == true) {
+                continue
+            }
+            return true
+        }
+        return false
     }
 
     /// The comma-separated number lists of the line (spaces allowed after a comma), each from where a list

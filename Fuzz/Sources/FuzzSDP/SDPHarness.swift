@@ -117,6 +117,11 @@ enum SDPHarness {
         }
     }
 
+    /// An a=rtcp line, its name in any case as the parser reads it (`a=rtCp:` is one).
+    static func isRTCPLine(_ line: ArraySlice<UInt8>) -> Bool {
+        String(decoding: line.prefix(7), as: UTF8.self).lowercased() == "a=rtcp:"
+    }
+
     /// A line the rewrite owns in `replace` mode: a=candidate or a=remote-candidates (any case).
     static func isCandidateLine(_ line: ArraySlice<UInt8>) -> Bool {
         let lower = String(decoding: line.prefix(19), as: UTF8.self).lowercased()
@@ -150,7 +155,7 @@ enum SDPHarness {
             line.last == 0x0D ? line.dropLast() : line
         }.filter { line in
             !line.isEmpty && !line.starts(with: Array("o=".utf8)) && !line.starts(with: Array("c=".utf8))
-                && !line.starts(with: Array("m=".utf8)) && !line.starts(with: Array("a=rtcp:".utf8))
+                && !line.starts(with: Array("m=".utf8)) && !isRTCPLine(line)
                 && !isCandidateLine(line)
         }
     }
