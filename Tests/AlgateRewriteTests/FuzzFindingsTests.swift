@@ -98,4 +98,14 @@ import Testing
         d.server("228-10.99.88.1")
         #expect(!d.toClient.contains { $0.contains("10.99.88.1") })
     }
+
+    /// An inside IPv4 address run into letters in a reply's text (`10.99.88.77D`): a reader still reads the address,
+    /// so it is masked; it went through, read as one token with the letters (hex digits), which is no address.
+    @Test(arguments: ["228 10.99.88.77D", "227-a10.99.88.1 ok", "227-x 10.99.88.77Doubl 10.99.88.1D"])
+    func anInsideAddressRunIntoLettersIsMasked(line: String) {
+        var d = FTPSessionDriver(context: Self.ftpContext)
+        d.server(line + "\n")  // the first, as the harness's minimized transcript
+        #expect(d.toClient.count == 1)
+        #expect(!d.toClient.contains { $0.contains("10.99.88.77") || $0.contains("10.99.88.1") })
+    }
 }

@@ -16,8 +16,8 @@ public func fuzzFTPEngine(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 /// - no line forwarded either way is longer than the line limit;
 /// - no line of a 227/228/229 reply reaches the client announcing the server's or the gateway's inside address
 ///   (as the address scanners read it), a rewritten one announces the public address, and no such line has an
-///   inside address anywhere else in its text (comma, dotted or IPv6 form; a known limitation, see
-///   ``KnownDefect/ftpReplyText``);
+///   inside address anywhere else in it: dotted or IPv6 text, or a number list that is an address form of FTP's
+///   grammar (six numbers, or a long form, from where the list starts; `10,99,88,77` or `610,99,88,77` is none);
 /// - a PORT/EPRT/LPRT reaches the server only rewritten, naming the gateway's inside address and the pinhole's port;
 /// - every pinhole admits only the control peer it is for and relays only to the other control peer; an active one
 ///   never to a port below 1024.
@@ -43,17 +43,13 @@ struct FTPEngineHarness {
     private var answers: [FTPTranscript.Record] = []
     private var closed = false
     private var passthrough = false
-    /// The server's and the gateway's inside address, and every way a line could spell them.
+    /// The server's and the gateway's inside address, and their text (dotted or IPv6).
     private let insideAddresses: [IPAddress]
     private let insideForms: [[UInt8]]
     /// The reply to the client in progress: its code while a multi-line reply is open.
     private var openReply: Int?
-    /// The engine said the current reply is unsolicited (a known defect leaves it untouched).
-    private var unsolicited = false
     /// The engine reported a rewrite of the line it forwards next.
     private var rewritten = false
-    /// The reply code the last passive command forwarded asks for.
-    private var passiveCode: Int?
     /// The port of the active pinhole whose command is forwarded next.
     private var activePort: UInt16?
     private var nextDefaultPort: UInt16 = 40_000
@@ -63,15 +59,7 @@ struct FTPEngineHarness {
         context = records.first == .ipv6 ? Self.ipv6 : Self.ipv4
         engine = FTPSessionStateMachine(context: context)
         insideAddresses = [context.server.address, context.insideAddress]
-        insideForms = insideAddresses.flatMap(Self.textForms)
-    }
-
-    /// Every way a line could spell `address`: dotted or IPv6 text, and the comma-separated bytes of PORT/227 and
-    /// LPRT/228.
-    static func textForms(_ address: IPAddress) -> [[UInt8]] {
-        let bytes = address.unmapped.bytes
-        let commas = Array(bytes.map(String.init).joined(separator: ",").utf8)
-        return [address.unmapped.asciiBytes, commas]
+        insideForms = insideAddresses.map(\.unmapped.asciiBytes)
     }
 
     mutating func run() {
@@ -129,8 +117,6 @@ struct FTPEngineHarness {
             case .openPinhole(let request):
                 checkPinhole(request)
                 answer(request)
-            case .report(.unsolicitedReply):
-                unsolicited = true
             case .report(.rewritten):
                 rewritten = true
             case .close:
@@ -144,15 +130,9 @@ struct FTPEngineHarness {
     }
 
     private func checkLength(_ line: [UInt8], to side: FTPSide) {
-        if rewritten {
-            Invariant.check(line.count <= Self.maxLineLength, knownDefect: .ftpLongLine,
-                            "a rewritten line of \(line.count) bytes goes to the \(side), over the limit of "
-                            + "\(Self.maxLineLength): \(Self.show(line))")
-        } else {
-            Invariant.check(line.count <= Self.maxLineLength,
-                            "a line of \(line.count) bytes goes to the \(side), over the limit of "
-                            + "\(Self.maxLineLength): \(Self.show(line))")
-        }
+        Invariant.check(line.count <= Self.maxLineLength,
+                        "a\(rewritten ? " rewritten" : "") line of \(line.count) bytes goes to the \(side), over the "
+                        + "limit of \(Self.maxLineLength): \(Self.show(line))")
     }
 
     /// A line of a 227/228/229 reply must not name the inside.
@@ -163,16 +143,11 @@ struct FTPEngineHarness {
             if line.withUnsafeBytes({ FTPReplyLine.closes($0, code: open) }) { openReply = nil }
         } else if let reply = line.withUnsafeBytes({ FTPReplyLine($0) }) {
             code = reply.code
-            unsolicited = unsolicited && [227, 228, 229].contains(reply.code)
             if reply.opensMultiline { openReply = reply.code }
         } else {
             code = nil
         }
-        defer { if openReply == nil { unsolicited = false } }
         guard let code, [227, 228, 229].contains(code) else { return }
-        // A passive reply of another kind than the last passive command asked for (a 228 to EPSV) is forwarded
-        // untouched too, without even an unsolicited report: the same defect.
-        let defect: KnownDefect? = unsolicited || passiveCode != code ? .ftpUnsolicitedReply : nil
         // The address a client reads from the line (the scanners are the rule clients follow too).
         let found: FTPAddressScanner.Match? = line.withUnsafeBytes { bytes in
             switch code {
@@ -183,7 +158,7 @@ struct FTPEngineHarness {
         }
         if let found {
             let announced = found.endpoint.address
-            Invariant.check(!insideAddresses.contains { announced.isSameHost(as: $0) }, knownDefect: defect,
+            Invariant.check(!insideAddresses.contains { announced.isSameHost(as: $0) },
                             "a \(code) reply line announces the inside address \(announced): \(Self.show(line))")
             if rewritten {
                 Invariant.check(announced.isSameHost(as: context.publicAddress),
@@ -191,24 +166,86 @@ struct FTPEngineHarness {
                                 + Self.show(line))
             }
         }
-        // The inside addresses as text anywhere else in the line: the server's own words, which the engine does
-        // not claim to read (a number list that is no address, a dotted address in the text).
-        for form in insideForms where line.firstRange(of: form) != nil {
-            Invariant.check(false, knownDefect: defect ?? .ftpReplyText,
-                            "a \(code) reply line names the inside address as "
-                            + "\(String(decoding: form, as: UTF8.self)): \(Self.show(line))")
+        // The inside addresses anywhere else in the line, the server's own words, which the engine masks: as text,
+        // or as a number list that is an address form.
+        for form in insideForms where Self.names(line, form) {
+            Invariant.fail("a \(code) reply line names the inside address as "
+                           + "\(String(decoding: form, as: UTF8.self)): \(Self.show(line))")
         }
+        for list in Self.numberLists(line) {
+            guard let address = Self.addressRead(from: list), insideAddresses.contains(where: { address.isSameHost(as: $0) })
+            else { continue }
+            Invariant.fail("a \(code) reply line has a number list naming the inside address \(address): "
+                           + Self.show(line))
+        }
+    }
+
+    /// Whether `line` has `form`, an address's text, as a whole: no digit, dot (or, for IPv6, hex digit or colon)
+    /// right before it, none right after it (a dot only when a digit follows): `10.99.88.10` and `110.99.88.1` do
+    /// not name 10.99.88.1, `10.99.88.1.` and `x10.99.88.1:21` do.
+    static func names(_ line: [UInt8], _ form: [UInt8]) -> Bool {
+        let v6 = form.contains(0x3A)
+        let isPart: (UInt8) -> Bool = { byte in
+            (0x30...0x39).contains(byte)
+                || (v6 && (byte == 0x3A || (0x41...0x46).contains(byte) || (0x61...0x66).contains(byte)))
+        }
+        var from = 0
+        while let found = line[from...].firstRange(of: form) {
+            from = found.lowerBound + 1
+            let before = found.lowerBound > 0 ? line[found.lowerBound - 1] : nil
+            let after = found.upperBound < line.count ? line[found.upperBound] : nil
+            let afterNext = found.upperBound + 1 < line.count ? line[found.upperBound + 1] : nil
+            if let before, isPart(before) || before == 0x2E { continue }
+            if let after, isPart(after) || (after == 0x2E && afterNext.map { (0x30...0x39).contains($0) } == true) {
+                continue
+            }
+            return true
+        }
+        return false
+    }
+
+    /// The comma-separated number lists of the line (spaces allowed after a comma), each from where a list
+    /// starts: a digit after no digit and no comma.
+    static func numberLists(_ line: [UInt8]) -> [[Int]] {
+        let isDigit: (UInt8) -> Bool = { (0x30...0x39).contains($0) }
+        var lists: [[Int]] = []
+        var index = 0
+        while index < line.count {
+            guard isDigit(line[index]), index == 0 || (!isDigit(line[index - 1]) && line[index - 1] != 0x2C) else {
+                index += 1
+                continue
+            }
+            var numbers: [Int] = []
+            while true {
+                let digits = line[index...].prefix(while: isDigit)
+                numbers.append(digits.prefix(7).reduce(0) { $0 * 10 + Int($1 - 0x30) })
+                index += digits.count
+                var next = index
+                guard next < line.count, line[next] == 0x2C else { break }
+                next += 1
+                while next < line.count, line[next] == 0x20 { next += 1 }
+                guard next < line.count, isDigit(line[next]) else { break }
+                index = next
+            }
+            lists.append(numbers)
+        }
+        return lists
+    }
+
+    /// The address a number list names in FTP's grammar: the host of six numbers (`h1,h2,h3,h4,p1,p2`, PORT/227)
+    /// or of a long form (LPRT/228: `4,4,h1..h4,2,p1,p2`, `6,16,h1..h16,2,p1,p2`), each number 0-255; nil for any
+    /// other list, which names no address (FTPReplyMasker leaves `1,2,3,4,5,6,7` alone by design).
+    static func addressRead(from numbers: [Int]) -> IPAddress? {
+        guard numbers.allSatisfy({ $0 <= 255 }) else { return nil }
+        if numbers.count == 6 { return IPAddress(bytes: numbers[..<4].map { UInt8($0) }) }
+        guard numbers.count >= 2, let length = [4: 4, 6: 16][numbers[0]], numbers[1] == length,
+              numbers.count == 2 + length + 3, numbers[2 + length] == 2 else { return nil }
+        return IPAddress(bytes: numbers[2..<(2 + length)].map { UInt8($0) })
     }
 
     /// An active-mode command reaches the server only as the engine's rewrite.
     private mutating func checkCommand(_ line: [UInt8]) {
         let command = line.withUnsafeBytes { FTPCommandLine($0) }
-        switch command.verb {
-        case .pasv: passiveCode = 227
-        case .lpsv: passiveCode = 228
-        case .epsv: passiveCode = 229
-        default: break
-        }
         guard [.port, .eprt, .lprt].contains(command.verb) else { return }
         Invariant.check(rewritten, "an active-mode command reaches the server unrewritten: \(Self.show(line))")
         let endpoint: Endpoint? = line.withUnsafeBytes { bytes in

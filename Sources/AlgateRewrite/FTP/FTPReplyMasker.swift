@@ -9,7 +9,8 @@ public import NIOCore
 ///   (`<d><d><d>port<d>`). A client reads such text as a data address (RFC 1123 4.1.2.6 tells it to search the
 ///   whole line), so it must never name the server's side;
 /// - a textual IPv4 or IPv6 address (`10.0.0.5`, `fd00::5`) that is one of ``insideAddresses``: the server's
-///   address, the gateway's own address towards it, and every address the server announced in this session.
+///   address, the gateway's own address towards it, and every address the server announced in this session. An
+///   IPv4 address is read in any run of digits and dots, whatever letters stand around it (`x10.0.0.5D`).
 ///
 /// Masking writes the public address in place of an address, and port 0 in place of a port, so the masked text
 /// still parses as what it was and opens nothing (a connection to port 0 fails at once). Scanning allocates
@@ -94,8 +95,11 @@ public struct FTPReplyMasker: Sendable {
         if let found = extendedPort(in: line, at: index) {
             return found
         }
-        if isTokenByte(byte), index == 0 || !isTokenByte(line[index - 1]) {
-            return literal(in: line, at: index)
+        if isTokenByte(byte), index == 0 || !isTokenByte(line[index - 1]), let found = literal(in: line, at: index) {
+            return found
+        }
+        if ASCII.isDigit(byte), index == 0 || !(ASCII.isDigit(line[index - 1]) || line[index - 1] == ASCII.dot) {
+            return dottedLiteral(in: line, at: index)
         }
         return nil
     }
@@ -152,7 +156,7 @@ public struct FTPReplyMasker: Sendable {
         ASCII.hexValue(byte) != nil || byte == ASCII.dot || byte == ASCII.colon
     }
 
-    /// An inside address spelled out in the token (a maximal run of hex digits, `.` and `:`) at `index`.
+    /// An inside IPv6 address spelled out in the token (a maximal run of hex digits, `.` and `:`) at `index`.
     private func literal(in line: UnsafeRawBufferPointer, at index: Int) -> Finding? {
         var end = index
         var colons = 0
@@ -160,27 +164,27 @@ public struct FTPReplyMasker: Sendable {
             if line[end] == ASCII.colon { colons += 1 }
             end += 1
         }
-        // The shortest literal is `::1` or `1.2.3.4`.
-        guard end - index >= 3 else { return nil }
-        if colons >= 2 {
-            // IPv6, maybe with a dotted tail; a sentence may end it with `.`, a list with a single `:`.
-            var candidate = index..<end
-            while candidate.count > 2, line[candidate.upperBound - 1] == ASCII.dot { candidate = candidate.dropLast() }
-            if let found = insideLiteral(line, candidate, v6: true) { return found }
-            if line[candidate.upperBound - 1] == ASCII.colon, line[candidate.upperBound - 2] != ASCII.colon {
-                return insideLiteral(line, candidate.dropLast(), v6: true)
-            }
-            return nil
-        }
-        // IPv4, maybe with a port after one colon (`10.0.0.5:21`).
-        var pieceStart = index
-        for position in index...end where position == end || line[position] == ASCII.colon {
-            var piece = pieceStart..<position
-            while !piece.isEmpty, line[piece.upperBound - 1] == ASCII.dot { piece = piece.dropLast() }
-            if let found = insideLiteral(line, piece, v6: false) { return found }
-            pieceStart = position + 1
+        // The shortest literal is `::1`.
+        guard end - index >= 3, colons >= 2 else { return nil }
+        // IPv6, maybe with a dotted tail; a sentence may end it with `.`, a list with a single `:`.
+        var candidate = index..<end
+        while candidate.count > 2, line[candidate.upperBound - 1] == ASCII.dot { candidate = candidate.dropLast() }
+        if let found = insideLiteral(line, candidate, v6: true) { return found }
+        if line[candidate.upperBound - 1] == ASCII.colon, line[candidate.upperBound - 2] != ASCII.colon {
+            return insideLiteral(line, candidate.dropLast(), v6: true)
         }
         return nil
+    }
+
+    /// An inside IPv4 address in the run of digits and dots at `index`, whatever stands around it: a port after a
+    /// colon (`10.0.0.5:21`), letters (`10.0.0.5D`, which the token of ``literal(in:at:)`` would swallow), a
+    /// sentence's full stop. A run of more than four numbers (`10.0.0.5.1`) is none.
+    private func dottedLiteral(in line: UnsafeRawBufferPointer, at index: Int) -> Finding? {
+        var end = index
+        while end < line.count, ASCII.isDigit(line[end]) || line[end] == ASCII.dot { end += 1 }
+        var run = index..<end
+        while !run.isEmpty, line[run.upperBound - 1] == ASCII.dot { run = run.dropLast() }
+        return insideLiteral(line, run, v6: false)
     }
 
     private func insideLiteral(_ line: UnsafeRawBufferPointer, _ range: Range<Int>, v6: Bool) -> Finding? {
