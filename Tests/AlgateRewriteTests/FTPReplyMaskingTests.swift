@@ -314,6 +314,9 @@ import Testing
         ("[fd00::5]:21 fd00:0::5.", "[203.0.113.7]:21 203.0.113.7."),
         ("::ffff:10.0.0.5", "203.0.113.7"),
         ("10.0.0.5:2121", "203.0.113.7:2121"),
+        // A longer list whose first six numbers name the inside: ftplib and curl read those six as the address.
+        ("227-x 10,0,0,5,0,5,9", "227-x 203,0,113,7,0,0,9"),
+        ("(10, 0, 0, 5, 195, 80, 7, 7)", "(203,0,113,7,0,0, 7, 7)"),
     ])
     func masksAddressForms(_ line: String, _ expected: String) {
         #expect(masked(line) == expected)

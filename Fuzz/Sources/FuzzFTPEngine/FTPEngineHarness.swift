@@ -232,12 +232,21 @@ struct FTPEngineHarness {
         return lists
     }
 
-    /// The address a number list names in FTP's grammar: the host of six numbers (`h1,h2,h3,h4,p1,p2`, PORT/227)
-    /// or of a long form (LPRT/228: `4,4,h1..h4,2,p1,p2`, `6,16,h1..h16,2,p1,p2`), each number 0-255; nil for any
-    /// other list, which names no address (FTPReplyMasker leaves `1,2,3,4,5,6,7` alone by design).
+    /// The address a number list names as a client reads it: the host of six numbers (`h1,h2,h3,h4,p1,p2`,
+    /// PORT/227), or of a long form (LPRT/228: `4,4,h1..h4,2,p1,p2`, `6,16,h1..h16,2,p1,p2`), each number 0-255;
+    /// of a longer list, its first six (ftplib and curl read those); nil for any other list.
     static func addressRead(from numbers: [Int]) -> IPAddress? {
+        if numbers.count > 6, numbers[..<6].allSatisfy({ $0 <= 255 }),
+           !(numbers.allSatisfy({ $0 <= 255 }) && longFormHost(numbers) != nil) {
+            return IPAddress(bytes: numbers[..<4].map { UInt8($0) })
+        }
         guard numbers.allSatisfy({ $0 <= 255 }) else { return nil }
         if numbers.count == 6 { return IPAddress(bytes: numbers[..<4].map { UInt8($0) }) }
+        return longFormHost(numbers)
+    }
+
+    /// The host of an LPRT/228 long form, or nil.
+    static func longFormHost(_ numbers: [Int]) -> IPAddress? {
         guard numbers.count >= 2, let length = [4: 4, 6: 16][numbers[0]], numbers[1] == length,
               numbers.count == 2 + length + 3, numbers[2 + length] == 2 else { return nil }
         return IPAddress(bytes: numbers[2..<(2 + length)].map { UInt8($0) })

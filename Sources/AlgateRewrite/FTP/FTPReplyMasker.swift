@@ -117,25 +117,53 @@ public struct FTPReplyMasker: Sendable {
     /// still names an address.
     private func numberList(in line: UnsafeRawBufferPointer, at index: Int) -> Finding? {
         var cursor = index
-        guard let numbers = try? FTPAddressScanner.readNumberList(line, from: &cursor, max: NumberList.capacity)
-        else { return nil }
-        for position in 0..<numbers.count where numbers[position] > 255 { return nil }
-        switch numbers.count {
-        case 6:
+        let numbers = try? FTPAddressScanner.readNumberList(line, from: &cursor, max: NumberList.capacity)
+        if let numbers, numbers.count == 6, (0..<6).allSatisfy({ numbers[$0] <= 255 }) {
             let address = UInt32(numbers[0]) << 24 | UInt32(numbers[1]) << 16 | UInt32(numbers[2]) << 8
                 | UInt32(numbers[3])
             return Finding(kind: .six, range: index..<cursor, address: .v4(address))
-        case 9, 21:
-            let length = numbers[1]
-            guard (numbers[0], length) == (4, 4) || (numbers[0], length) == (6, 16),
-                  numbers.count == 2 + length + 3, numbers[2 + length] == 2,
-                  let address = IPAddress(bytes: (2..<(2 + length)).lazy.map { UInt8(numbers[$0]) }) else {
-                return nil
-            }
-            return Finding(kind: .long, range: index..<cursor, address: address)
-        default:
-            return nil
         }
+        if let numbers, numbers.count == 9 || numbers.count == 21, isLongForm(numbers),
+           let address = IPAddress(bytes: (2..<(2 + numbers[1])).lazy.map { UInt8(numbers[$0]) }) {
+            return Finding(kind: .long, range: index..<cursor, address: address)
+        }
+        // A longer list (of any length): clients read its first six numbers as h1-h4,p1,p2 (Python's ftplib and
+        // curl do), so those six are masked when they name the inside; other lists of numbers are left alone.
+        guard let (address, end) = Self.leadingSix(line, from: index), isInside(address) else { return nil }
+        return Finding(kind: .six, range: index..<end, address: address)
+    }
+
+    /// The first six numbers of a list of more than six at `index`, each 0-255, as an IPv4 address and where the
+    /// sixth ends; nil for a list of six or fewer, or whose first six are not all 0-255.
+    private static func leadingSix(_ line: UnsafeRawBufferPointer, from index: Int) -> (IPAddress, Int)? {
+        var cursor = index
+        var host: UInt32 = 0
+        for number in 0..<6 {
+            let start = cursor
+            var value = 0
+            while cursor < line.count, ASCII.isDigit(line[cursor]) {
+                guard cursor - start < 3 else { return nil }
+                value = value * 10 + Int(line[cursor] - ASCII.zero)
+                cursor += 1
+            }
+            guard cursor > start, value <= 255 else { return nil }
+            if number < 4 { host = host << 8 | UInt32(value) }
+            // A comma and a number must follow: the next of the six, or after the sixth, a seventh.
+            let end = cursor
+            guard cursor < line.count, line[cursor] == ASCII.comma else { return nil }
+            cursor += 1
+            while cursor < line.count, line[cursor] == ASCII.space { cursor += 1 }
+            guard cursor < line.count, ASCII.isDigit(line[cursor]) else { return nil }
+            if number == 5 { return (.v4(host), end) }
+        }
+        return nil
+    }
+
+    /// Whether a list of 9 or 21 numbers is an LPRT/228 long form (`4,4,h1-h4,2,p1,p2` or `6,16,...`).
+    private func isLongForm(_ numbers: NumberList) -> Bool {
+        let length = numbers[1]
+        return ((numbers[0], length) == (4, 4) || (numbers[0], length) == (6, 16)) && numbers.count == 2 + length + 3
+            && numbers[2 + length] == 2 && (0..<numbers.count).allSatisfy { numbers[$0] <= 255 }
     }
 
     /// `<d><d><d>digits<d>` at `index`, with a punctuation delimiter (letters and `.` are left alone: an
