@@ -36,8 +36,14 @@ enum SIPITTools {
     /// Packets uac_pcap plays per call: g711a.pcap (236) + dtmf_2833_1.pcap (10).
     static let rtpPacketsPerCall = 246
 
-    /// RFC 4475 torture messages, read at test time (never copied into the repository).
-    static let tortureDirectory = "/work/shared/corpus/sip-torture-rfc4475"
+    /// RFC 4475 torture messages, read at test time from `../shared/corpus` beside the checkout (never copied into
+    /// the repository).
+    static let tortureDirectory: String = {
+        // .../Tests/AlgateProxyTests/SIPIntegration/SIPIntegrationSuite.swift -> the checkout's parent folder
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<5 { url.deleteLastPathComponent() }
+        return url.appendingPathComponent("shared/corpus/sip-torture-rfc4475", isDirectory: true).path
+    }()
 }
 
 /// The files under Fixtures/sip that the tests read (SIPp scenarios, the Kamailio config template).
