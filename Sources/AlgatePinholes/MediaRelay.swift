@@ -159,6 +159,15 @@ public final class MediaRelay: Sendable {
         if eventLoop.inEventLoop { shut(idle: false) } else { eventLoop.execute { [self] in shut(idle: false) } }
     }
 
+    /// Closes a relay that never opened (its sockets did not all bind), without a word to its owner: nobody was
+    /// handed this relay, so no `closed` event may reach the owner of the one that replaces it.
+    func abandon() {
+        eventLoop.execute { [self] in
+            self.state.value.onEvent = { _ in }
+            self.shut(idle: false)
+        }
+    }
+
     // MARK: Packets
 
     fileprivate func received(_ envelope: AddressedEnvelope<ByteBuffer>, on socket: Socket) {
@@ -183,7 +192,13 @@ public final class MediaRelay: Sendable {
         }
         state.value.lastPacket = .now()
         if socket.isOutside { state.value.counters.inbound += 1 } else { state.value.counters.outbound += 1 }
-        channel.write(AddressedEnvelope(remoteAddress: destination, data: envelope.data), promise: nil)
+        // The socket reads into a 64 KiB buffer (media datagrams are received whole up to 65,535 bytes). The packet
+        // leaves in a buffer of its own size, so that the write, pending until the read completes, holds a few
+        // hundred bytes and the socket reuses its one receive buffer for the next read instead of keeping several
+        // 64 KiB buffers alive behind pending writes.
+        var packet = channel.allocator.buffer(capacity: envelope.data.readableBytes)
+        packet.writeImmutableBuffer(envelope.data)
+        channel.write(AddressedEnvelope(remoteAddress: destination, data: packet), promise: nil)
     }
 
     fileprivate func readComplete(on socket: Socket) {

@@ -119,10 +119,10 @@ public final class UserspacePinholeBackend: Sendable {
             let portInUse = (error as? IOError)?.errnoCode == EADDRINUSE
             if portInUse, attemptsLeft > 1 {
                 let next = self.attemptMedia(spec, on: loop, onEvent: onEvent, attemptsLeft: attemptsLeft - 1)
-                next.whenComplete { _ in relay.close() }
+                next.whenComplete { _ in relay.abandon() }
                 return next
             }
-            relay.close()
+            relay.abandon()
             if portInUse { return loop.makeFailedFuture(PinholeError.poolExhausted) }
             return loop.makeFailedFuture(PinholeError.bindFailed("media on \(spec.outsideAddress)/\(spec.insideAddress): \(error)"))
         }

@@ -145,4 +145,36 @@ import Testing
         try await phone.channel.close()
         try await pbx.channel.close()
     }
+
+    /// A pair already bound by another program: the backend takes the next, and the relay it hands over is the only
+    /// one its owner hears of (the attempt that could not bind says nothing, or the owner would count a `closed`
+    /// for a relay it never had).
+    @Test func aPortTakenElsewhereIsSkippedSilently() async throws {
+        let backend = UserspacePinholeBackend(ports: 45300...45307, limits: .init(perSession: 8, total: 100),
+                                              logger: Logger(label: "test"))
+        defer { backend.shutdown() }
+        let blocker = try await DatagramBootstrap(group: group).bind(host: "127.0.0.1", port: 45300).get()
+        let phone = try await Endpoint(group: group, host: "127.0.0.1")
+        let pbx = try await Endpoint(group: group, host: "127.0.0.2")
+        let events = NIOLockedValueBox<[MediaRelayEvent]>([])
+        let spec = MediaRelaySpec(
+            session: 1, outsideAddress: IPAddress("127.0.0.1")!, insideAddress: IPAddress("127.0.0.1")!,
+            outsidePeer: phone.address, insidePeer: pbx.address, outsideAllowed: IPAddress("127.0.0.1"),
+            insideAllowed: IPAddress("127.0.0.2"), idleTimeout: .milliseconds(150))
+        let relay = try await backend.openMedia(spec, on: group.next()) { event in
+            events.withLockedValue { $0.append(event) }
+        }.get()
+        #expect(relay.outsidePort != 45300)
+        for _ in 0..<100 where events.withLockedValue({ $0.count }) < 2 {
+            try await group.next().scheduleTask(in: .milliseconds(20)) {}.futureResult.get()
+        }
+        // One more round of the loop, so that a late event would be seen.
+        try await relay.eventLoop.submit {}.get()
+        let seen = events.withLockedValue { $0 }
+        #expect(seen.count == 2, "\(seen)")
+        if case .idle = seen.first {} else { Issue.record("expected an idle event first, got \(seen)") }
+        try await blocker.close()
+        try await phone.channel.close()
+        try await pbx.channel.close()
+    }
 }
